@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/* The zstd codec (libzstd, one-shot API, level CODEC_ZSTD_LEVEL). */
+#include "codec.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+/*
+ * Each thread gets its own contexts on first use; a context is reused by
+ * every later call of that thread, so the steady state allocates nothing
+ * (a ZSTD_CCtx resizes its workspace only when the input size class grows,
+ * or after it has been far too large for a long run of calls).
+ *
+ * The pointers live in a _Thread_local struct for a fast lookup; the
+ * pthread key exists only so that its destructor frees the contexts when
+ * the thread exits.  The main thread's contexts are not freed at exit(),
+ * which is harmless (they stay reachable from its TLS).
+ *
+ * No locks are held, so fork needs no hooks: the child's copy of the
+ * calling thread's contexts is valid, and the other threads' contexts are
+ * simply unreachable in the child.
+ */
+struct codec_zstd_tls {
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+};
+
+static _Thread_local struct codec_zstd_tls codec_zstd_tls;
+static pthread_key_t codec_zstd_key;
+static pthread_once_t codec_zstd_once = PTHREAD_ONCE_INIT;
+static int codec_zstd_key_err;
+
+static void codec_zstd_tls_free(void *arg)
+{
+	struct codec_zstd_tls *t = arg;
+
+	/* Runs in the exiting thread, so t is this thread's struct. */
+	ZSTD_freeCCtx(t->cctx);
+	ZSTD_freeDCtx(t->dctx);
+	t->cctx = NULL;
+	t->dctx = NULL;
+}
+
+static void codec_zstd_key_create(void)
+{
+	codec_zstd_key_err = pthread_key_create(&codec_zstd_key, codec_zstd_tls_free);
+}
+
+/* Arrange for this thread's contexts to be freed at its exit.  Called when
+ * the thread creates its first context; setting the key again for the
+ * second one is harmless. */
+static int codec_zstd_tls_register(void)
+{
+	pthread_once(&codec_zstd_once, codec_zstd_key_create);
+	if (codec_zstd_key_err)
+		return -codec_zstd_key_err;
+	return -pthread_setspecific(codec_zstd_key, &codec_zstd_tls);
+}
+
+/* @return 0 with this thread's compression context in *cctx, or -errno. */
+static int codec_zstd_cctx(ZSTD_CCtx **cctx)
+{
+	struct codec_zstd_tls *t = &codec_zstd_tls;
+	int ret;
+
+	if (!t->cctx) {
+		ret = codec_zstd_tls_register();
+		if (ret < 0)
+			return ret;
+		t->cctx = ZSTD_createCCtx();
+		if (!t->cctx)
+			return -ENOMEM;
+	}
+	*cctx = t->cctx;
+	return 0;
+}
+
+/* @return 0 with this thread's decompression context in *dctx, or -errno. */
+static int codec_zstd_dctx(ZSTD_DCtx **dctx)
+{
+	struct codec_zstd_tls *t = &codec_zstd_tls;
+	int ret;
+
+	if (!t->dctx) {
+		ret = codec_zstd_tls_register();
+		if (ret < 0)
+			return ret;
+		t->dctx = ZSTD_createDCtx();
+		if (!t->dctx)
+			return -ENOMEM;
+	}
+	*dctx = t->dctx;
+	return 0;
+}
+
+static long codec_zstd_compress(const void *src, size_t len, void *dst, size_t dst_cap)
+{
+	ZSTD_CCtx *cctx;
+	size_t ret;
+	int err;
+
+	if (len == 0 || len > INT_MAX)
+		return -EINVAL;
+	err = codec_zstd_cctx(&cctx);
+	if (err < 0)
+		return err;
+	ret = ZSTD_compressCCtx(cctx, dst, dst_cap, src, len, CODEC_ZSTD_LEVEL);
+	if (!ZSTD_isError(ret))
+		return (long)ret;
+	switch (ZSTD_getErrorCode(ret)) {
+	case ZSTD_error_dstSize_tooSmall:
+		return 0;
+	case ZSTD_error_memory_allocation:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+static int codec_zstd_decompress(const void *src, size_t src_len, void *dst, size_t dst_len)
+{
+	ZSTD_DCtx *dctx;
+	size_t ret;
+	int err;
+
+	err = codec_zstd_dctx(&dctx);
+	if (err < 0)
+		return err;
+	/* One-shot decompression writes only within [dst, dst + dst_len) and
+	 * reports an error for any input that does not decode. */
+	ret = ZSTD_decompressDCtx(dctx, dst, dst_len, src, src_len);
+	if (ZSTD_isError(ret) || ret != dst_len)
+		return -EILSEQ;
+	return 0;
+}
+
+const struct codec_ops codec_zstd = {
+	.version = CODEC_OPS_VERSION,
+	.name = "zstd",
+	.id = CODEC_ZSTD,
+	.compress = codec_zstd_compress,
+	.decompress = codec_zstd_decompress,
+};

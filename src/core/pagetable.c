@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+#include "pagetable.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int pagetable_init(struct pagetable *pt, uint32_t npages, unsigned folio_order)
+{
+	pt->folio_order = folio_order;
+	pt->nfolios = npages >> folio_order;
+	pt->fword = calloc(pt->nfolios, sizeof(*pt->fword));
+	pt->entry = calloc(npages, sizeof(*pt->entry));
+	pt->zeromap = calloc((npages + 63) / 64, sizeof(*pt->zeromap));
+	if (!pt->fword || !pt->entry || !pt->zeromap) {
+		pagetable_destroy(pt);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void pagetable_destroy(struct pagetable *pt)
+{
+	free(pt->fword);
+	free(pt->entry);
+	free(pt->zeromap);
+	pt->fword = NULL;
+	pt->entry = NULL;
+	pt->zeromap = NULL;
+	pt->nfolios = 0;
+}
+
+bool folio_trylock(struct pagetable *pt, uint32_t f, uint32_t *word)
+{
+	uint32_t w = folio_word_load(pt, f);
+
+	while (!(w & FOLIO_LOCKED)) {
+		if (__atomic_compare_exchange_n(&pt->fword[f], &w, w | FOLIO_LOCKED, true,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			*word = w;
+			return true;
+		}
+	}
+	return false;
+}
+
+uint32_t folio_prepare_wait(struct pagetable *pt, uint32_t f)
+{
+	uint32_t w = folio_word_load(pt, f);
+
+	while (w & FOLIO_LOCKED) {
+		if (w & FOLIO_WAITERS)
+			return w;
+		if (__atomic_compare_exchange_n(&pt->fword[f], &w, w | FOLIO_WAITERS, true,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			return w | FOLIO_WAITERS;
+	}
+	return 0;
+}
+
+bool folio_transition_ok(enum folio_state from, enum folio_state to)
+{
+	static const bool allowed[3][3] = {
+		/*               EMPTY  RESIDENT OUT */
+		[FOLIO_EMPTY] = { true, true, false },
+		[FOLIO_RESIDENT] = { false, true, true },
+		[FOLIO_OUT] = { false, true, true },
+	};
+
+	return from <= FOLIO_OUT && to <= FOLIO_OUT && allowed[from][to];
+}
+
+bool folio_unlock(struct pagetable *pt, uint32_t f, enum folio_state to, uint32_t set,
+		  uint32_t clear)
+{
+	uint32_t w = folio_word_load(pt, f), nw;
+
+	if (!(w & FOLIO_LOCKED) || !folio_transition_ok(folio_state_of(w), to)) {
+		fprintf(stderr, "uswap: bug: folio %u unlock from word 0x%x to state %d\n", f, w,
+			to);
+		abort();
+	}
+	do {
+		nw = ((w & ~(FOLIO_STATE_MASK | FOLIO_LOCKED | FOLIO_WAITERS | clear)) | set) | to;
+	} while (!__atomic_compare_exchange_n(&pt->fword[f], &w, nw, true, __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+	return w & FOLIO_WAITERS;
+}
+
+void folio_flags_set(struct pagetable *pt, uint32_t f, uint32_t bits)
+{
+	__atomic_fetch_or(&pt->fword[f], bits, __ATOMIC_RELAXED);
+}
+
+void folio_flags_clear(struct pagetable *pt, uint32_t f, uint32_t bits)
+{
+	__atomic_fetch_and(&pt->fword[f], ~bits, __ATOMIC_RELAXED);
+}
+
+int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm)
+{
+	uint32_t w = folio_word_load(pt, f);
+	enum folio_state st = folio_state_of(w);
+	uint32_t first = f << pt->folio_order, i;
+
+	if (st > FOLIO_OUT) {
+		fprintf(stderr, "uswap: folio %u: bad state word 0x%x\n", f, w);
+		return -EFAULT;
+	}
+	for (i = first; i < first + folio_pages(pt); i++) {
+		bool zero = zeromap_test(pt, i), slot = entry_has_slot(pt->entry[i]);
+
+		if (st != FOLIO_OUT && (zero || slot)) {
+			fprintf(stderr, "uswap: folio %u (state %d): page %u has %s\n", f, st, i,
+				zero ? "a zero bit" : "a slot");
+			return -EFAULT;
+		}
+		if (zero && slot) {
+			fprintf(stderr, "uswap: folio %u: page %u is both zero and in slot %u\n", f,
+				i, entry_slot(pt->entry[i]).v);
+			return -EFAULT;
+		}
+		if (slot && slot_count(sm, entry_slot(pt->entry[i])) == 0) {
+			fprintf(stderr, "uswap: folio %u: page %u points at free slot %u\n", f, i,
+				entry_slot(pt->entry[i]).v);
+			return -EFAULT;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The page table of one region: what uswap knows about every folio and
+ * page of it, kept while the pages themselves are gone.
+ *
+ * Per folio, one atomic state word (struct folio_word below); per page, an
+ * entry naming its slot; per page, one bit in the zero map.
+ *
+ * Folio states and the only allowed transitions (checked in debug builds by
+ * folio_transition()):
+ *
+ *            fault (zero page)               evict (stored or zero)
+ *   EMPTY ------------------------> RESIDENT ------------------------> OUT
+ *                                      ^                                |
+ *                                      +------------- fault -----------+
+ *
+ *   EMPTY     never populated: every page reads as zero, nothing is stored.
+ *   RESIDENT  the folio's pages are mapped in the region (some may be the
+ *             shared zero page); it counts against the budget.
+ *   OUT       evicted: each page is either in the zero map, or has a slot,
+ *             or (never for a folio evicted whole) neither = reads zero.
+ *
+ * A transition happens only under the folio's LOCKED bit, taken by
+ * compare-and-swap; a thread that finds the bit set sets WAITERS and sleeps
+ * on the word (futex); the unlocker wakes it.  PINNED folios are never
+ * evicted.  REFERENCED is the clock's second-chance bit, set by faults.
+ *
+ * The page entries and zero-map bits of a folio are read and written only
+ * under that folio's LOCKED bit, so they need no atomics of their own.
+ */
+#ifndef USWAP_PAGETABLE_H
+#define USWAP_PAGETABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slotmap.h"
+
+enum folio_state {
+	FOLIO_EMPTY = 0,
+	FOLIO_RESIDENT = 1,
+	FOLIO_OUT = 2,
+};
+
+#define FOLIO_STATE_MASK 0x3u
+#define FOLIO_LOCKED     0x4u
+#define FOLIO_WAITERS    0x8u
+#define FOLIO_PINNED     0x10u
+#define FOLIO_REFERENCED 0x20u
+#define FOLIO_BUSY       0x40u /* eviction failed with EBUSY: skipped until next fault */
+
+/* A page index within a region; a distinct type from slot numbers. */
+typedef struct {
+	uint32_t v;
+} pgidx_t;
+
+/* Page entry: 0 = no slot, else slot number + 1. */
+typedef uint32_t page_entry_t;
+
+struct pagetable {
+	unsigned folio_order;   /* pages per folio = 1 << folio_order */
+	uint32_t nfolios;
+	uint32_t *fword;        /* per folio: atomic state word */
+	page_entry_t *entry;    /* per page */
+	uint64_t *zeromap;      /* per page: 1 = evicted as zero-filled */
+};
+
+/* Allocate a table for npages pages (a multiple of the folio size).
+ * @return 0; -ENOMEM. */
+int pagetable_init(struct pagetable *pt, uint32_t npages, unsigned folio_order);
+void pagetable_destroy(struct pagetable *pt);
+
+static inline unsigned folio_pages(const struct pagetable *pt)
+{
+	return 1u << pt->folio_order;
+}
+
+static inline uint32_t folio_word_load(const struct pagetable *pt, uint32_t f)
+{
+	return __atomic_load_n(&pt->fword[f], __ATOMIC_ACQUIRE);
+}
+
+static inline enum folio_state folio_state_of(uint32_t word)
+{
+	return (enum folio_state)(word & FOLIO_STATE_MASK);
+}
+
+/*
+ * Try to lock folio f.  @return true and *word (the word before locking)
+ * when it was unlocked; false when another thread holds it.
+ */
+bool folio_trylock(struct pagetable *pt, uint32_t f, uint32_t *word);
+
+/*
+ * Announce that the caller will sleep until folio f is unlocked: sets
+ * WAITERS if the folio is still locked.  @return the word to sleep on (the
+ * runtime sleeps while the word still equals it), or 0 when the folio was
+ * unlocked meanwhile (try again).  Core does not sleep: the runtime does.
+ */
+uint32_t folio_prepare_wait(struct pagetable *pt, uint32_t f);
+
+/*
+ * Unlock folio f, moving it to state @to (checked against the state it was
+ * locked in) and setting/clearing the flag bits in @set/@clear.
+ * @return true when sleepers must be woken (the runtime wakes them).
+ */
+bool folio_unlock(struct pagetable *pt, uint32_t f, enum folio_state to, uint32_t set,
+		  uint32_t clear);
+
+/* Set or clear flag bits without taking the lock (PINNED, REFERENCED). */
+void folio_flags_set(struct pagetable *pt, uint32_t f, uint32_t bits);
+void folio_flags_clear(struct pagetable *pt, uint32_t f, uint32_t bits);
+
+/* Is the transition from -> to allowed by the state machine above? */
+bool folio_transition_ok(enum folio_state from, enum folio_state to);
+
+static inline bool zeromap_test(const struct pagetable *pt, uint32_t page)
+{
+	return (pt->zeromap[page / 64] >> (page % 64)) & 1;
+}
+
+static inline void zeromap_set(struct pagetable *pt, uint32_t page)
+{
+	pt->zeromap[page / 64] |= 1ull << (page % 64);
+}
+
+static inline void zeromap_clear(struct pagetable *pt, uint32_t page)
+{
+	pt->zeromap[page / 64] &= ~(1ull << (page % 64));
+}
+
+static inline bool entry_has_slot(page_entry_t e)
+{
+	return e != 0;
+}
+
+static inline slot_t entry_slot(page_entry_t e)
+{
+	return (slot_t){ e - 1 };
+}
+
+static inline page_entry_t entry_of_slot(slot_t s)
+{
+	return s.v + 1;
+}
+
+/*
+ * Check the invariants of folio f (caller holds its lock): a RESIDENT or
+ * EMPTY folio has no slots and no zero bits; an OUT folio's pages have at
+ * most one of (slot, zero bit), and each slot is in use in sm.
+ * @return 0 or -EFAULT after printing what is wrong.
+ */
+int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm);
+
+#endif

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+#include "options.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "core/errmsg.h"
+#include "os/os.h"
+#include "runtime/instance.h"
+#include "store/store.h"
+
+#define FOLIO_MIN (4u << 10)
+#define FOLIO_MAX (2u << 20)
+#define FOLIO_DEFAULT (64u << 10)
+#define THREADS_MAX 64u
+
+const struct option_doc options_table[] = {
+	{ "USWAP_LIMIT", "--limit", "SIZE", "0 (no limit)",
+	  "resident budget for all managed memory; at least one folio" },
+	{ "USWAP_CODEC", "--codec", "NAME", "lz4", "compressor: lz4, zstd or none" },
+	{ "USWAP_STORE", "--store", "URI", "ram", "where evicted folios go: ram" },
+	{ "USWAP_FOLIO", "--folio", "SIZE", "64K",
+	  "folio size: a power of two from 4K to 2M" },
+	{ "USWAP_STORE_LIMIT", "--store-limit", "SIZE", "0 (no limit)",
+	  "memory the store may use; eviction stops when it is full" },
+	{ "USWAP_THREADS", "--threads", "N", "0 (one per CPU)",
+	  "fault-handler threads, 1 to 64" },
+	{ "USWAP_PIN", "--pin", "0|1", "1", "pin each handler thread to a CPU" },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+int options_parse_size(const char *what, const char *s, size_t *out)
+{
+	const char *p = s;
+	unsigned long long v = 0, mult = 1;
+	int shift = 0;
+
+	if (!s || !*s)
+		return errmsg_set(-EINVAL, "%s is empty: give a size such as 512M, 64K or 4096", what);
+	if (!isdigit((unsigned char)*p))
+		goto bad;
+	while (isdigit((unsigned char)*p)) {
+		unsigned d = (unsigned)(*p++ - '0');
+
+		if (v > (ULLONG_MAX - d) / 10)
+			goto too_big;
+		v = v * 10 + d;
+	}
+	switch (*p) {
+	case 'k': case 'K': shift = 10; p++; break;
+	case 'm': case 'M': shift = 20; p++; break;
+	case 'g': case 'G': shift = 30; p++; break;
+	case 't': case 'T': shift = 40; p++; break;
+	default: break;
+	}
+	if (shift && (!strcmp(p, "iB") || !strcmp(p, "B")))
+		p += strlen(p);
+	else if (!shift && (!strcmp(p, "B")))
+		p++;
+	if (*p)
+		goto bad;
+	mult = 1ull << shift;
+	if (v > ULLONG_MAX / mult || v * mult > SIZE_MAX)
+		goto too_big;
+	*out = (size_t)(v * mult);
+	return 0;
+bad:
+	return errmsg_set(-EINVAL,
+			  "%s \"%s\" is not a size: use a number of bytes with an optional "
+			  "K, M, G or T suffix (e.g. 512M)",
+			  what, s);
+too_big:
+	return errmsg_set(-EINVAL, "%s \"%s\" is too large", what, s);
+}
+
+static int parse_uint(const char *what, const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi || s[0] == '-')
+		return errmsg_set(-EINVAL, "%s \"%s\" is not allowed: use a whole number from %u to %u",
+				  what, s, lo, hi);
+	*out = (unsigned)v;
+	return 0;
+}
+
+int options_from_env(struct uswap_config *cfg)
+{
+	const char *v;
+	unsigned pin;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if ((v = getenv("USWAP_LIMIT")) && (rc = options_parse_size("USWAP_LIMIT", v, &cfg->limit)))
+		return rc;
+	if ((v = getenv("USWAP_FOLIO")) &&
+	    (rc = options_parse_size("USWAP_FOLIO", v, &cfg->folio_size)))
+		return rc;
+	if ((v = getenv("USWAP_STORE_LIMIT")) &&
+	    (rc = options_parse_size("USWAP_STORE_LIMIT", v, &cfg->store_limit)))
+		return rc;
+	if ((v = getenv("USWAP_THREADS")) &&
+	    (rc = parse_uint("USWAP_THREADS", v, 1, THREADS_MAX, &cfg->threads)))
+		return rc;
+	if ((v = getenv("USWAP_PIN"))) {
+		if ((rc = parse_uint("USWAP_PIN", v, 0, 1, &pin)))
+			return rc;
+		if (!pin)
+			cfg->flags |= USWAP_CFG_NO_PIN;
+	}
+	cfg->codec = getenv("USWAP_CODEC");
+	cfg->store = getenv("USWAP_STORE");
+	return 0;
+}
+
+int options_resolve(const struct uswap_config *cfg, struct uswap_params *p)
+{
+	const char *store = cfg->store ? cfg->store : "ram";
+	const char *codec = cfg->codec ? cfg->codec : "lz4";
+
+	memset(p, 0, sizeof(*p));
+	p->folio_size = cfg->folio_size ? cfg->folio_size : FOLIO_DEFAULT;
+	if (p->folio_size < FOLIO_MIN || p->folio_size > FOLIO_MAX ||
+	    (p->folio_size & (p->folio_size - 1)))
+		return errmsg_set(-EINVAL,
+				  "folio size %zu is not allowed: use a power of two from 4096 (4K) "
+				  "to 2097152 (2M)",
+				  cfg->folio_size);
+	p->folio_order = (unsigned)__builtin_ctzl(p->folio_size) - OS_PAGE_SHIFT;
+	p->limit = cfg->limit;
+	if (p->limit && p->limit < p->folio_size)
+		return errmsg_set(-EINVAL,
+				  "limit %zu is below one folio (%zu bytes): use 0 for no limit, or "
+				  "at least the folio size",
+				  p->limit, p->folio_size);
+	p->store_limit = cfg->store_limit;
+	p->codec = codec_find(codec);
+	if (!p->codec)
+		return errmsg_set(-EINVAL, "codec \"%s\" is unknown: use one of %s", codec,
+				  codec_names());
+	if (strlen(store) >= sizeof(p->store_uri))
+		return errmsg_set(-EINVAL, "store \"%.40s...\" is too long (at most %zu bytes)",
+				  store, sizeof(p->store_uri) - 1);
+	strcpy(p->store_uri, store);
+	p->store_ops = store_find(p->store_uri, &p->store_arg);
+	if (!p->store_ops)
+		return errmsg_set(-EINVAL, "store \"%s\" is unknown: use one of %s", store,
+				  store_names());
+	if (cfg->threads > THREADS_MAX)
+		return errmsg_set(-EINVAL, "threads %u is not allowed: use 0 (one per CPU) to %u",
+				  cfg->threads, THREADS_MAX);
+	p->threads = cfg->threads ? cfg->threads : (unsigned)os_cpu_count();
+	if (p->threads > THREADS_MAX)
+		p->threads = THREADS_MAX;
+	if (cfg->flags & ~USWAP_CFG_NO_PIN)
+		return errmsg_set(-EINVAL, "config flags 0x%x are unknown: allowed is 0x%x", cfg->flags,
+				  USWAP_CFG_NO_PIN);
+	p->flags = cfg->flags;
+	return 0;
+}

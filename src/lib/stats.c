@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Counters by name: the derived figures (sizes computed from the budget,
+ * the slot map and the store) and the event counters of counters.h.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "os/os.h"
+#include "runtime/instance.h"
+
+#define API __attribute__((visibility("default")))
+
+enum derived {
+	D_resident_bytes,
+	D_limit_bytes,
+	D_stored_bytes,
+	D_orig_bytes,
+	D_pool_bytes,
+	D_store_objects,
+	D_store_compactions,
+	D_pinned_bytes,
+	D_folio_bytes,
+	D_regions,
+	D_handler_threads,
+	D_COUNT
+};
+
+static const char *const derived_names[D_COUNT] = {
+	"resident_bytes", "limit_bytes",  "stored_bytes",  "orig_bytes",
+	"pool_bytes",     "store_objects", "store_compactions", "pinned_bytes",
+	"folio_bytes",    "regions",      "handler_threads",
+};
+
+#define COUNTER_NAME(name, doc) #name,
+static const char *const counter_names[CTR_COUNT] = { USWAP_COUNTERS(COUNTER_NAME) };
+#undef COUNTER_NAME
+
+static uint64_t derived_value(struct uswap *u, enum derived d)
+{
+	struct store_usage su;
+	struct slotmap_stats ss;
+
+	switch (d) {
+	case D_resident_bytes:
+		return __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) * folio_bytes(u);
+	case D_limit_bytes:
+		return u->p.limit;
+	case D_stored_bytes:
+	case D_pool_bytes:
+	case D_store_objects:
+	case D_store_compactions:
+		u->p.store_ops->usage(u->store, &su);
+		return d == D_stored_bytes  ? su.stored_bytes
+		       : d == D_pool_bytes  ? su.pool_bytes
+		       : d == D_store_objects ? su.objects
+					      : su.compactions;
+	case D_orig_bytes:
+		slotmap_stats(u->slots, &ss);
+		return ss.slots_used * OS_PAGE_SIZE;
+	case D_pinned_bytes:
+		return __atomic_load_n(&u->pinned_folios, __ATOMIC_RELAXED) * folio_bytes(u);
+	case D_folio_bytes:
+		return folio_bytes(u);
+	case D_regions:
+		return u->regions.n;
+	case D_handler_threads:
+		return u->nworkers;
+	default:
+		return 0;
+	}
+}
+
+API const char *uswap_stat_name(unsigned i)
+{
+	if (i < D_COUNT)
+		return derived_names[i];
+	i -= D_COUNT;
+	return i < CTR_COUNT ? counter_names[i] : NULL;
+}
+
+API int uswap_stat(uswap_t *u, const char *name, uint64_t *value)
+{
+	unsigned i;
+
+	if (!u || !name || !value)
+		return -EINVAL;
+	for (i = 0; i < D_COUNT; i++) {
+		if (!strcmp(name, derived_names[i])) {
+			*value = derived_value(u, (enum derived)i);
+			return 0;
+		}
+	}
+	for (i = 0; i < CTR_COUNT; i++) {
+		if (!strcmp(name, counter_names[i])) {
+			*value = ctr_get(u, (enum counter)i);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}

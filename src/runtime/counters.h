@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event counters: one for every outcome and every failure reason (mm/zswap
+ * keeps one per reject reason).  The list is the single source of the
+ * names uswap_stat() answers to; derived figures (resident_bytes,
+ * stored_bytes, ...) are computed in lib/stats.c.
+ */
+#ifndef USWAP_COUNTERS_H
+#define USWAP_COUNTERS_H
+
+#define USWAP_COUNTERS(X)                                                                  \
+	X(faults, "faults resolved (missing-page faults on managed memory)")               \
+	X(faults_stale, "faults on a folio already resident (raced or discarded page)")     \
+	X(swapout_pages, "pages swapped out to the store (zero pages not included)")        \
+	X(swapin_pages, "pages swapped in from the store")                                   \
+	X(swapout_folios, "large folios swapped out as one unit")                            \
+	X(swapin_folios, "large folios swapped in whole in one fault")                       \
+	X(swapout_fallback, "large folios swapped out page by page (no contiguous slots)")  \
+	X(swapin_fallback, "large folios swapped in page by page (any reason below)")       \
+	X(swapin_fallback_split, "... because their slots were not one contiguous run")     \
+	X(swapin_fallback_partial, "... because some pages had no stored copy")              \
+	X(zero_pages_out, "zero-filled pages recorded in the zero map at swap-out")         \
+	X(zero_pages_in, "zero-map pages mapped back as the shared zero page")               \
+	X(same_filled_pages, "pages stored as one repeated word")                            \
+	X(incompressible_folios, "folios stored raw (did not compress)")                     \
+	X(first_touch_folios, "folios populated on first touch (zero page)")                 \
+	X(reclaim_direct, "folios evicted by a fault at the hard limit")                     \
+	X(reclaim_background, "folios evicted by the background reclaimer")                  \
+	X(reclaim_advice, "folios evicted by USWAP_ADV_PAGEOUT")                             \
+	X(reclaim_fail_store_full, "evictions refused because the store was full")           \
+	X(reclaim_fail_busy, "evictions refused because a page was pinned or shared")        \
+	X(reclaim_fail_nomem, "evictions that failed for lack of memory")                   \
+	X(limit_overshoot_bytes, "bytes brought in above the budget (nothing evictable)")    \
+	X(ioctl_retries, "userfaultfd ioctls retried after EAGAIN")                          \
+	X(fault_ns_total, "nanoseconds spent resolving faults")                              \
+	X(fault_lat_le_8us, "faults resolved in 8 us or less")                               \
+	X(fault_lat_le_32us, "faults resolved in 8-32 us")                                   \
+	X(fault_lat_le_128us, "faults resolved in 32-128 us")                                \
+	X(fault_lat_gt_128us, "faults resolved in more than 128 us")
+
+#define USWAP_COUNTER_ENUM(name, doc) CTR_##name,
+enum counter { USWAP_COUNTERS(USWAP_COUNTER_ENUM) CTR_COUNT };
+#undef USWAP_COUNTER_ENUM
+
+#endif

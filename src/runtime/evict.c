@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Eviction of one folio.
+ *
+ * The folio's pages are first taken out of the program's reach with
+ * UFFDIO_MOVE into a private staging folio: from that instant a write to
+ * the folio faults and waits on the folio lock we hold, so the copy we
+ * compress can never be stale.  Only then are the pages classified (zero /
+ * same-filled / data), encoded as one blob, stored, and given a run of
+ * contiguous slots.  If the store is full or the kernel refuses the move,
+ * the pages are moved back: nothing is lost and the folio stays resident.
+ */
+#include "instance.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "codec/folio_blob.h"
+#include "os/os.h"
+
+#define EAGAIN_RETRIES 1000
+
+/* Move the pages in [from, from+len) to [to, to+len), page by page past
+ * holes.  Bits of *moved (page i of the folio) tell which pages moved. */
+static int move_pages_out(struct uswap *u, char *to, char *from, unsigned npages, uint64_t *moved)
+{
+	unsigned i = 0, retries = 0;
+
+	memset(moved, 0, FOLIO_MASK_WORDS * sizeof(*moved));
+	while (i < npages) {
+		size_t off = (size_t)i * OS_PAGE_SIZE;
+		long n = os_uffd_move(u->ufd, to + off, from + off,
+				      (size_t)(npages - i) * OS_PAGE_SIZE, OS_DONTWAKE);
+
+		if (n > 0) {
+			unsigned pages = (unsigned)(n / OS_PAGE_SIZE), j;
+
+			for (j = i; j < i + pages; j++)
+				moved[j / 64] |= 1ull << (j % 64);
+			i += pages;
+		} else if (n == -ENOENT) {
+			/* a hole: the page was never populated or was dropped */
+			i++;
+		} else if (n == -EAGAIN && retries++ < EAGAIN_RETRIES) {
+			ctr_add(u, CTR_ioctl_retries, 1);
+		} else {
+			return n ? (int)n : -EIO;
+		}
+	}
+	return 0;
+}
+
+/* Undo move_pages_out: put the moved pages back where they were. */
+static void move_pages_back(struct uswap *u, char *region_folio, char *staging, unsigned npages,
+			    const uint64_t *moved)
+{
+	unsigned i;
+
+	for (i = 0; i < npages; i++) {
+		size_t off = (size_t)i * OS_PAGE_SIZE;
+		unsigned retries = 0;
+		long n;
+
+		if (!(moved[i / 64] >> (i % 64) & 1))
+			continue;
+		do {
+			n = os_uffd_move(u->ufd, region_folio + off, staging + off, OS_PAGE_SIZE,
+					 OS_DONTWAKE);
+		} while (n == -EAGAIN && retries++ < EAGAIN_RETRIES);
+		if (n != OS_PAGE_SIZE) {
+			/* Cannot happen unless the kernel changed under us; copying keeps
+			 * the data. */
+			os_uffd_copy(u->ufd, region_folio + off, staging + off, OS_PAGE_SIZE,
+				     OS_DONTWAKE);
+		}
+	}
+}
+
+/* Fill the holes of the staging folio with the zero page so that it reads
+ * as the region did (a hole reads as zero). */
+static int staging_fill_holes(struct uswap *u, char *staging, unsigned npages,
+			      const uint64_t *moved)
+{
+	unsigned i;
+
+	for (i = 0; i < npages; i++) {
+		long n;
+
+		if (moved[i / 64] >> (i % 64) & 1)
+			continue;
+		n = os_uffd_zeropage(u->ufd, staging + (size_t)i * OS_PAGE_SIZE, OS_PAGE_SIZE,
+				     OS_DONTWAKE);
+		if (n < 0 && n != -EEXIST)
+			return (int)n;
+	}
+	return 0;
+}
+
+struct stored_run {
+	store_handle_t h;
+	slot_t first;
+};
+
+static void run_free(struct uswap *u, struct stored_run *run, unsigned npages)
+{
+	store_handle_t freed;
+	unsigned i;
+
+	for (i = 0; i < npages; i++)
+		if (slot_put(u->slots, (slot_t){ run->first.v + i }, &freed))
+			u->p.store_ops->free(u->store, freed);
+}
+
+/* Store one blob and give it a run of 2^order slots. */
+static int blob_store(struct uswap *u, const void *blob, size_t len, unsigned order,
+		      struct stored_run *run)
+{
+	int rc = u->p.store_ops->put(u->store, blob, len, &run->h);
+
+	if (rc)
+		return rc;
+	rc = slot_alloc(u->slots, order, run->h, &run->first);
+	if (rc)
+		u->p.store_ops->free(u->store, run->h);
+	return rc;
+}
+
+/* The fallback when no contiguous run can be had: each data page becomes
+ * its own blob in its own slot. */
+static int evict_order0(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			const struct folio_encode_result *folio_res)
+{
+	struct pagetable *pt = &r->pt;
+	unsigned npages = folio_pages(pt), i, j;
+	uint32_t p0 = f << pt->folio_order;
+	int rc = 0;
+
+	for (i = 0; i < npages; i++) {
+		struct folio_encode_result res;
+		struct stored_run run;
+
+		if (folio_res->zero_mask[i / 64] >> (i % 64) & 1)
+			continue;
+		rc = folio_encode(u->p.codec, c->staging + (size_t)i * OS_PAGE_SIZE, 1, c->blob,
+				  c->scratch, &res);
+		if (!rc)
+			rc = blob_store(u, c->blob, res.blob_len, 0, &run);
+		if (rc)
+			break;
+		pt->entry[p0 + i] = entry_of_slot(run.first);
+	}
+	if (rc) {
+		/* undo the pages stored so far */
+		for (j = 0; j < i; j++) {
+			page_entry_t e = pt->entry[p0 + j];
+			struct stored_run run;
+
+			if (!entry_has_slot(e))
+				continue;
+			run.first = entry_slot(e);
+			run_free(u, &run, 1);
+			pt->entry[p0 + j] = 0;
+		}
+		return rc;
+	}
+	ctr_add(u, CTR_swapout_fallback, 1);
+	return 0;
+}
+
+int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
+{
+	struct pagetable *pt = &r->pt;
+	unsigned npages = folio_pages(pt), order = pt->folio_order, i;
+	uint32_t p0 = f << order;
+	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
+	uint64_t moved[FOLIO_MASK_WORDS];
+	struct folio_encode_result res;
+	struct stored_run run = { 0 };
+	int rc;
+
+	rc = move_pages_out(u, c->staging, base, npages, moved);
+	if (rc)
+		goto err_move_back;
+	rc = staging_fill_holes(u, c->staging, npages, moved);
+	if (rc)
+		goto err_move_back;
+
+	rc = folio_encode(u->p.codec, c->staging, npages, c->blob, c->scratch, &res);
+	if (rc)
+		goto err_move_back;
+	if (res.blob_len) {
+		rc = u->p.store_ops->put(u->store, c->blob, res.blob_len, &run.h);
+		if (rc)
+			goto err_move_back;
+		rc = slot_alloc(u->slots, order, run.h, &run.first);
+		if (rc) {
+			u->p.store_ops->free(u->store, run.h);
+			/* no contiguous run: store the pages one by one */
+			if (rc == -ENOSPC && order > 0)
+				rc = evict_order0(u, c, r, f, &res);
+			if (rc)
+				goto err_move_back;
+		} else {
+			for (i = 0; i < npages; i++)
+				pt->entry[p0 + i] = entry_of_slot((slot_t){ run.first.v + i });
+		}
+	}
+
+	/* Zero pages: a bit in the zero map, and no slot. */
+	for (i = 0; i < npages; i++) {
+		if (!(res.zero_mask[i / 64] >> (i % 64) & 1))
+			continue;
+		zeromap_set(pt, p0 + i);
+		if (entry_has_slot(pt->entry[p0 + i])) {
+			store_handle_t freed;
+
+			if (slot_put(u->slots, entry_slot(pt->entry[p0 + i]), &freed))
+				u->p.store_ops->free(u->store, freed);
+			pt->entry[p0 + i] = 0;
+		}
+	}
+
+	ctr_add(u, CTR_swapout_pages, res.data + res.same);
+	ctr_add(u, CTR_zero_pages_out, res.zero);
+	ctr_add(u, CTR_same_filled_pages, res.same);
+	if (res.raw)
+		ctr_add(u, CTR_incompressible_folios, 1);
+	if (order > 0 && res.blob_len)
+		ctr_add(u, CTR_swapout_folios, 1);
+	os_mem_discard(c->staging, folio_bytes(u));
+	return 0;
+
+err_move_back:
+	move_pages_back(u, base, c->staging, npages, moved);
+	os_mem_discard(c->staging, folio_bytes(u));
+	if (rc == -ENOSPC)
+		ctr_add(u, CTR_reclaim_fail_store_full, 1);
+	else if (rc == -EBUSY)
+		ctr_add(u, CTR_reclaim_fail_busy, 1);
+	else if (rc == -ENOMEM)
+		ctr_add(u, CTR_reclaim_fail_nomem, 1);
+	return rc;
+}
+
+void folio_release(struct uswap *u, struct region *r, uint32_t f)
+{
+	struct pagetable *pt = &r->pt;
+	uint32_t p0 = f << pt->folio_order, i;
+	store_handle_t freed;
+
+	for (i = p0; i < p0 + folio_pages(pt); i++) {
+		if (entry_has_slot(pt->entry[i]) &&
+		    slot_put(u->slots, entry_slot(pt->entry[i]), &freed))
+			u->p.store_ops->free(u->store, freed);
+		pt->entry[i] = 0;
+		zeromap_clear(pt, i);
+	}
+}

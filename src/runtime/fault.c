@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fault-handler threads.
+ *
+ * One handler per online CPU, each pinned to its CPU, all waiting on the
+ * same userfaultfd.  A fault wakes every waiting handler; the one on the
+ * faulting thread's own CPU runs as soon as that thread sleeps, so the
+ * round trip costs a same-CPU context switch instead of a cross-CPU wake-up
+ * (docs/FAULT_PATH.md has the measurements behind this choice).  Handlers
+ * that lose the race read EAGAIN and go back to waiting.
+ *
+ * A handler never touches managed memory: it reads the store, decodes into
+ * its own buffers and installs pages with ioctls.
+ */
+#include "instance.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "os/os.h"
+
+uint32_t folio_lock_wait(struct region *r, uint32_t f)
+{
+	uint32_t w;
+
+	for (;;) {
+		uint32_t sleep_on;
+
+		if (folio_trylock(&r->pt, f, &w))
+			return w;
+		sleep_on = folio_prepare_wait(&r->pt, f);
+		if (sleep_on)
+			os_futex_wait(&r->pt.fword[f], sleep_on);
+	}
+}
+
+void folio_unlock_wake(struct region *r, uint32_t f, enum folio_state to, uint32_t set,
+		       uint32_t clear)
+{
+	if (folio_unlock(&r->pt, f, to, set, clear))
+		os_futex_wake_all(&r->pt.fword[f]);
+}
+
+static void fault_latency(struct uswap *u, uint64_t t0)
+{
+	uint64_t ns = os_now_ns() - t0;
+
+	ctr_add(u, CTR_fault_ns_total, ns);
+	if (ns <= 8000)
+		ctr_add(u, CTR_fault_lat_le_8us, 1);
+	else if (ns <= 32000)
+		ctr_add(u, CTR_fault_lat_le_32us, 1);
+	else if (ns <= 128000)
+		ctr_add(u, CTR_fault_lat_le_128us, 1);
+	else
+		ctr_add(u, CTR_fault_lat_gt_128us, 1);
+}
+
+/* A page with nothing behind it: a hole in a staging folio, or a page of a
+ * resident folio dropped behind our back (it reads as zero).  A page that
+ * is already there was a fault racing its own resolution: just wake. */
+static void fault_zero_page(struct uswap *u, uint64_t addr)
+{
+	long n = os_uffd_zeropage(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE, 0);
+
+	if (n == -EEXIST)
+		os_uffd_wake(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE);
+}
+
+/*
+ * A folio could not be brought in (the store lost it, or its data failed
+ * its checksum).  Returning wrong bytes is not an option: poison the page
+ * so that the access gets SIGBUS, as a hardware memory error would.
+ */
+static void fault_fail(struct uswap *u, struct region *r, uint64_t addr, int err)
+{
+	fprintf(stderr, "uswap: cannot bring in page %#llx of region %p: %s; the access gets SIGBUS\n",
+		(unsigned long long)addr, (void *)r->start, strerror(-err));
+	if (os_uffd_poison(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE) < 0)
+		os_uffd_wake(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE);
+}
+
+static void handle_fault(struct worker *w, const struct os_event *ev)
+{
+	struct uswap *u = w->u;
+	uint64_t t0 = os_now_ns(), addr = ev->fault.addr;
+	struct region *r = regions_find(&u->regions, addr);
+	uint32_t page, f, word;
+	char *base;
+	int rc;
+
+	if (!r) {
+		fault_zero_page(u, addr);
+		return;
+	}
+	ctr_add(u, CTR_faults, 1);
+	page = (uint32_t)((addr - (uintptr_t)r->start) >> OS_PAGE_SHIFT);
+	f = page >> r->pt.folio_order;
+	base = r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT));
+	word = folio_lock_wait(r, f);
+
+	if (folio_state_of(word) == FOLIO_RESIDENT) {
+		ctr_add(u, CTR_faults_stale, 1);
+		fault_zero_page(u, addr);
+		folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, 0);
+		fault_latency(u, t0);
+		return;
+	}
+
+	budget_charge(u, &w->ctx);
+	rc = folio_swap_in(u, &w->ctx, r, f, word);
+	if (rc) {
+		budget_uncharge(u, 1);
+		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
+		fault_fail(u, r, addr, rc);
+		return;
+	}
+	os_uffd_wake(u->ufd, base, folio_bytes(u));
+	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
+	fault_latency(u, t0);
+}
+
+static void *handler_main(void *arg)
+{
+	struct worker *w = arg;
+	struct uswap *u = w->u;
+
+	if (w->cpu >= 0)
+		os_thread_pin(w->cpu);
+	for (;;) {
+		struct os_event ev;
+		int n = os_uffd_read(u->ufd, &ev, 1);
+
+		if (n == -EAGAIN) {
+			if (__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE))
+				break;
+			os_wait_readable(u->ufd, u->stop_fd, -1);
+			continue;
+		}
+		if (n < 0) {
+			fprintf(stderr, "uswap: reading the userfaultfd failed: %s\n",
+				strerror(-n));
+			break;
+		}
+		regions_read_lock(&u->regions, w->shard);
+		if (ev.kind == OS_EV_FAULT)
+			handle_fault(w, &ev);
+		regions_read_unlock(&u->regions, w->shard);
+	}
+	return NULL;
+}
+
+int handlers_start(struct uswap *u)
+{
+	int ncpu = os_cpu_count();
+	unsigned i;
+	int rc;
+
+	u->workers = os_mem_map(sizeof(*u->workers) * u->nworkers);
+	if (!u->workers)
+		return -ENOMEM;
+	for (i = 0; i < u->nworkers; i++) {
+		struct worker *w = &u->workers[i];
+
+		w->u = u;
+		w->shard = i;
+		w->cpu = (u->p.flags & USWAP_CFG_NO_PIN) ? -1 : (int)(i % (unsigned)ncpu);
+		rc = folio_ctx_init(u, &w->ctx);
+		if (!rc) {
+			rc = -pthread_create(&w->thread, NULL, handler_main, w);
+			if (rc)
+				folio_ctx_destroy(u, &w->ctx);
+		}
+		if (rc) {
+			u->nworkers = i;
+			handlers_stop(u);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void handlers_stop(struct uswap *u)
+{
+	unsigned i;
+
+	if (!u->workers)
+		return;
+	__atomic_store_n(&u->stopping, 1, __ATOMIC_RELEASE);
+	os_eventfd_signal(u->stop_fd);
+	for (i = 0; i < u->nworkers; i++) {
+		pthread_join(u->workers[i].thread, NULL);
+		folio_ctx_destroy(u, &u->workers[i].ctx);
+	}
+	os_mem_unmap(u->workers, sizeof(*u->workers) * u->nworkers);
+	u->workers = NULL;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The budget and the reclaimer.
+ *
+ * Resident memory is counted in folios: a folio is resident from the
+ * fault that brings it in to its eviction, whole, even where some of its
+ * pages are the shared zero page (a later write would make them real
+ * without telling us, so counting them keeps the real RSS under the
+ * budget).
+ *
+ * A background thread keeps resident between two watermarks below the
+ * budget (kswapd's habit): it wakes when a fault crosses the high mark and
+ * evicts down to the low mark.  A fault reclaims directly only when the
+ * budget itself would be exceeded.  Victims are chosen by a clock over all
+ * regions: a fault sets a folio's REFERENCED bit, the hand clears it once
+ * and evicts the folio on its next pass if it has not been faulted since.
+ */
+#include "instance.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "os/os.h"
+
+void budget_uncharge(struct uswap *u, uint64_t folios)
+{
+	__atomic_fetch_sub(&u->resident_folios, folios, __ATOMIC_RELAXED);
+}
+
+/* The next folio the clock hand points at; advances the hand.  Caller
+ * holds clock_lock and a region shard. */
+static bool clock_next(struct uswap *u, struct region **r, uint32_t *f)
+{
+	struct region_table *t = &u->regions;
+
+	if (t->n == 0)
+		return false;
+	if (u->hand_region >= t->n)
+		u->hand_region = 0, u->hand_folio = 0;
+	*r = t->v[u->hand_region];
+	if (u->hand_folio >= (*r)->pt.nfolios) {
+		u->hand_region = (u->hand_region + 1) % t->n;
+		u->hand_folio = 0;
+		*r = t->v[u->hand_region];
+	}
+	*f = u->hand_folio++;
+	return *f < (*r)->pt.nfolios;
+}
+
+/* Pick and lock a victim: resident, not pinned, not busy, not referenced
+ * since the hand last passed. */
+static bool clock_pick(struct uswap *u, struct region **rp, uint32_t *fp)
+{
+	uint64_t total = 0, scanned;
+	size_t i;
+	bool found = false;
+
+	pthread_mutex_lock(&u->clock_lock);
+	for (i = 0; i < u->regions.n; i++)
+		total += u->regions.v[i]->pt.nfolios;
+	/* two full turns: the first may only clear REFERENCED bits */
+	for (scanned = 0; scanned < 2 * total + 2 && !found; scanned++) {
+		struct region *r;
+		uint32_t f, w;
+
+		if (!clock_next(u, &r, &f))
+			continue;
+		w = folio_word_load(&r->pt, f);
+		if (folio_state_of(w) != FOLIO_RESIDENT ||
+		    (w & (FOLIO_LOCKED | FOLIO_PINNED | FOLIO_BUSY)))
+			continue;
+		if (w & FOLIO_REFERENCED) {
+			folio_flags_clear(&r->pt, f, FOLIO_REFERENCED);
+			continue;
+		}
+		if (folio_trylock(&r->pt, f, &w)) {
+			if (folio_state_of(w) == FOLIO_RESIDENT && !(w & FOLIO_PINNED)) {
+				*rp = r;
+				*fp = f;
+				found = true;
+			} else {
+				folio_unlock_wake(r, f, folio_state_of(w), 0, 0);
+			}
+		}
+	}
+	pthread_mutex_unlock(&u->clock_lock);
+	return found;
+}
+
+int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
+{
+	unsigned attempts;
+
+	/* A few victims may refuse (busy pages, a full store); try others. */
+	for (attempts = 0; attempts < 8; attempts++) {
+		struct region *r;
+		uint32_t f;
+		int rc;
+
+		if (!clock_pick(u, &r, &f))
+			return -EAGAIN;
+		rc = folio_evict(u, c, r, f);
+		if (rc == 0) {
+			folio_unlock_wake(r, f, FOLIO_OUT, 0, FOLIO_REFERENCED);
+			budget_uncharge(u, 1);
+			ctr_add(u, why, 1);
+			return 0;
+		}
+		folio_unlock_wake(r, f, FOLIO_RESIDENT, rc == -EBUSY ? FOLIO_BUSY : 0, 0);
+		if (rc == -ENOSPC)
+			return -ENOSPC; /* the store is full: other victims won't fit either */
+	}
+	return -EAGAIN;
+}
+
+static void overshoot_report(struct uswap *u, int why)
+{
+	int expected = 0;
+
+	ctr_add(u, CTR_limit_overshoot_bytes, folio_bytes(u));
+	if (__atomic_compare_exchange_n(&u->overshoot_reported, &expected, 1, false,
+					__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		fprintf(stderr,
+			"uswap: resident memory exceeds the budget of %zu bytes: %s; "
+			"nothing is dropped (see the limit_overshoot_bytes counter)\n",
+			u->p.limit,
+			why == -ENOSPC ? "the store is full (store_limit reached)"
+				       : "nothing can be evicted (pinned or busy)");
+}
+
+void budget_charge(struct uswap *u, struct folio_ctx *c)
+{
+	uint64_t n = __atomic_add_fetch(&u->resident_folios, 1, __ATOMIC_RELAXED);
+
+	if (!u->max_folios)
+		return;
+	if (n > u->high_wm)
+		os_eventfd_signal(u->kick_fd);
+	while (__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) > u->max_folios) {
+		int rc = reclaim_one(u, c, CTR_reclaim_direct);
+
+		if (rc) {
+			overshoot_report(u, rc);
+			return;
+		}
+	}
+}
+
+static void *reclaimer_main(void *arg)
+{
+	struct uswap *u = arg;
+	unsigned shard = u->nworkers; /* the reclaimer's own region shard */
+
+	while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
+		os_wait_readable(u->kick_fd, u->stop_fd, 100);
+		os_eventfd_drain(u->kick_fd);
+		/* One folio per hold of the shard, so map and unmap never wait
+		 * for a whole reclaim pass. */
+		while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) &&
+		       __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) > u->low_wm) {
+			int rc;
+
+			regions_read_lock(&u->regions, shard);
+			rc = reclaim_one(u, &u->reclaim_ctx, CTR_reclaim_background);
+			regions_read_unlock(&u->regions, shard);
+			if (rc)
+				break;
+		}
+	}
+	return NULL;
+}
+
+int reclaimer_start(struct uswap *u)
+{
+	int rc;
+
+	if (!u->max_folios)
+		return 0;
+	rc = folio_ctx_init(u, &u->reclaim_ctx);
+	if (rc)
+		return rc;
+	rc = -pthread_create(&u->reclaimer, NULL, reclaimer_main, u);
+	if (rc) {
+		folio_ctx_destroy(u, &u->reclaim_ctx);
+		return rc;
+	}
+	u->reclaimer_started = true;
+	return 0;
+}
+
+void reclaimer_stop(struct uswap *u)
+{
+	if (!u->reclaimer_started)
+		return;
+	pthread_join(u->reclaimer, NULL);
+	folio_ctx_destroy(u, &u->reclaim_ctx);
+	u->reclaimer_started = false;
+}

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Swap-in of one folio.
+ *
+ * The common case is a folio evicted whole: its stored pages sit in one
+ * run of contiguous slots at their own index, the rest are in the zero
+ * map.  Then one store read and one decode give the whole folio, installed
+ * in as few ioctls as there are runs of data and zero pages, and the
+ * faulting threads are woken once: one fault for 2^order pages.
+ *
+ * Anything else (pages of several runs, as after an order-0 fallback at
+ * swap-out, or pages with no stored copy) falls back to page-by-page
+ * handling; the fallback and its reason are counted.  A page is never
+ * guessed: it is either decoded from its own slot, or it is in the zero map
+ * or has never held data, and then it is mapped to the zero page.
+ */
+#include "instance.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "codec/folio_blob.h"
+#include "os/os.h"
+
+#define EAGAIN_RETRIES 1000
+
+enum install_op { INSTALL_COPY, INSTALL_ZERO };
+
+/* Install [dst, dst+len) by copy from src or as zero pages; pages already
+ * present (a racing resolution of the same data) are left alone. */
+static int install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len)
+{
+	size_t done = 0;
+	unsigned retries = 0;
+
+	while (done < len) {
+		long n = op == INSTALL_COPY
+				 ? os_uffd_copy(u->ufd, dst + done, src + done, len - done, OS_DONTWAKE)
+				 : os_uffd_zeropage(u->ufd, dst + done, len - done, OS_DONTWAKE);
+
+		if (n > 0) {
+			done += (size_t)n;
+		} else if (n == -EEXIST) {
+			done += OS_PAGE_SIZE;
+		} else if (n == -EAGAIN && retries++ < EAGAIN_RETRIES) {
+			ctr_add(u, CTR_ioctl_retries, 1);
+		} else {
+			return n ? (int)n : -EIO;
+		}
+	}
+	return 0;
+}
+
+struct decode_arg {
+	void *dst;
+	unsigned npages;
+};
+
+static int decode_visit(const void *obj, size_t len, void *arg)
+{
+	struct decode_arg *d = arg;
+
+	return folio_decode(obj, len, d->dst, d->npages, NULL);
+}
+
+static int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages)
+{
+	struct decode_arg d = { dst, npages };
+
+	return u->p.store_ops->get(u->store, h, decode_visit, &d);
+}
+
+enum page_kind_in { PAGE_IN_ZERO, PAGE_IN_DATA };
+
+/* Install pages [0, npages) of the folio at base: pages marked data from
+ * buf at the same offset, the others as the zero page; runs of one kind
+ * are installed with one ioctl. */
+static int install_folio(struct uswap *u, char *base, const char *buf, const uint8_t *kind,
+			 unsigned npages)
+{
+	unsigned i = 0;
+
+	while (i < npages) {
+		unsigned j = i;
+		size_t off = (size_t)i * OS_PAGE_SIZE;
+		int rc;
+
+		while (j < npages && kind[j] == kind[i])
+			j++;
+		rc = install(u, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO, base + off,
+			     buf + off, (size_t)(j - i) * OS_PAGE_SIZE);
+		if (rc)
+			return rc;
+		i = j;
+	}
+	return 0;
+}
+
+/* Decode page by page: each page from its own run (cached across pages of
+ * the same run). */
+static int decode_fallback(struct uswap *u, struct folio_ctx *c, struct pagetable *pt,
+			   uint32_t p0, const uint8_t *kind)
+{
+	unsigned npages = folio_pages(pt), i;
+	slot_t cached = { UINT32_MAX };
+	int rc;
+
+	for (i = 0; i < npages; i++) {
+		store_handle_t h;
+		slot_t s = entry_slot(pt->entry[p0 + i]), first;
+		unsigned order;
+
+		if (kind[i] != PAGE_IN_DATA)
+			continue;
+		rc = slot_run(u->slots, s, &h, &first, &order);
+		if (rc)
+			return rc;
+		if (order > pt->folio_order)
+			return -EILSEQ;
+		if (first.v != cached.v) {
+			rc = run_decode(u, h, c->scratch2, 1u << order);
+			if (rc)
+				return rc;
+			cached = first;
+		}
+		memcpy((char *)c->scratch + (size_t)i * OS_PAGE_SIZE,
+		       (char *)c->scratch2 + (size_t)(s.v - first.v) * OS_PAGE_SIZE, OS_PAGE_SIZE);
+	}
+	return 0;
+}
+
+int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+		  uint32_t word)
+{
+	struct pagetable *pt = &r->pt;
+	unsigned npages = folio_pages(pt), order = pt->folio_order, i;
+	unsigned n_data = 0, n_zero = 0, n_none = 0;
+	uint32_t p0 = f << order;
+	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
+	uint8_t kind[FOLIO_MAX_PAGES];
+	store_handle_t run_h = { 0 };
+	slot_t run_first = { 0 };
+	bool one_run = true;
+	int rc;
+
+	if (folio_state_of(word) == FOLIO_EMPTY) {
+		ctr_add(u, CTR_first_touch_folios, 1);
+		return install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
+	}
+
+	for (i = 0; i < npages; i++) {
+		page_entry_t e = pt->entry[p0 + i];
+
+		kind[i] = PAGE_IN_ZERO;
+		if (!entry_has_slot(e)) {
+			if (zeromap_test(pt, p0 + i))
+				n_zero++;
+			else
+				n_none++;
+			continue;
+		}
+		kind[i] = PAGE_IN_DATA;
+		if (n_data++ == 0) {
+			unsigned run_order;
+
+			rc = slot_run(u->slots, entry_slot(e), &run_h, &run_first, &run_order);
+			if (rc)
+				return rc;
+			one_run = run_order == order;
+		}
+		if (entry_slot(e).v != run_first.v + i)
+			one_run = false;
+	}
+
+	if (n_data == 0) {
+		rc = install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
+	} else {
+		if (one_run) {
+			rc = run_decode(u, run_h, c->scratch, npages);
+		} else {
+			ctr_add(u, CTR_swapin_fallback_split, 1);
+			rc = decode_fallback(u, c, pt, p0, kind);
+		}
+		if (rc)
+			return rc;
+		rc = install_folio(u, base, c->scratch, kind, npages);
+	}
+	if (rc)
+		return rc;
+
+	if (n_none)
+		ctr_add(u, CTR_swapin_fallback_partial, 1);
+	if (order > 0) {
+		if (one_run && !n_none)
+			ctr_add(u, CTR_swapin_folios, 1);
+		else
+			ctr_add(u, CTR_swapin_fallback, 1);
+	}
+	ctr_add(u, CTR_swapin_pages, n_data);
+	ctr_add(u, CTR_zero_pages_in, n_zero);
+
+	/* The pages are in: drop their stored copies and zero bits. */
+	for (i = 0; i < npages; i++) {
+		page_entry_t e = pt->entry[p0 + i];
+		store_handle_t freed;
+
+		if (entry_has_slot(e) && slot_put(u->slots, entry_slot(e), &freed))
+			u->p.store_ops->free(u->store, freed);
+		pt->entry[p0 + i] = 0;
+		zeromap_clear(pt, p0 + i);
+	}
+	return 0;
+}

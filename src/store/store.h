@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stores: where blobs live.  A versioned table of operations (SQLite's
+ * sqlite3_io_methods habit) so that ram, file and redis stores are
+ * interchangeable and share one test suite.
+ *
+ * A store keeps opaque byte strings ("objects") and names each by a handle
+ * it chooses.  All operations are thread-safe.
+ */
+#ifndef USWAP_STORE_H
+#define USWAP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_OPS_VERSION 1
+
+/* A handle names one stored object; 0 is never a valid handle. */
+typedef struct {
+	uint64_t v;
+} store_handle_t;
+
+struct store_usage {
+	uint64_t objects;     /* objects stored now */
+	uint64_t stored_bytes; /* sum of the objects' lengths */
+	uint64_t pool_bytes;  /* memory (or space) the store holds for them,
+	                         including fragmentation: what store_limit bounds */
+	uint64_t compactions; /* compaction passes run */
+	uint64_t moved;       /* objects moved by compaction */
+	/* Bookkeeping and one counter per failure reason (0 where a store
+	 * has no such notion). */
+	uint64_t meta_bytes;  /* the store's own bookkeeping (handle table),
+	                         outside pool_bytes and outside the limit */
+	uint64_t fail_nospc;  /* puts refused with -ENOSPC (limit) */
+	uint64_t fail_nomem;  /* puts failed with -ENOMEM */
+	uint64_t fail_2big;   /* puts refused with -E2BIG */
+	uint64_t bad_get;     /* gets of a freed or invalid handle (-ENOENT) */
+	uint64_t bad_free;    /* frees of a freed or invalid handle: a caller
+	                         bug, ignored (debug builds abort) */
+};
+
+/* Called by get with the object's bytes, valid only during the call. */
+typedef int (*store_visit_fn)(const void *obj, size_t len, void *arg);
+
+struct store;
+
+struct store_ops {
+	int version;      /* STORE_OPS_VERSION */
+	const char *name; /* "ram", ... */
+	/*
+	 * @arg    the part of the store URI after "name:" (NULL when none)
+	 * @limit  bytes of pool_bytes allowed; 0 = no limit
+	 * @return 0; -EINVAL for a bad arg (message via errmsg_set); -ENOMEM
+	 */
+	int (*open)(const char *arg, size_t limit, struct store **out);
+	void (*close)(struct store *s);
+	/* Store a copy of len bytes (len 0 is allowed).
+	 * @return 0 and *h; -ENOSPC when the limit would be exceeded; -E2BIG
+	 * when len is beyond what the store takes (max_len); -ENOMEM */
+	int (*put)(struct store *s, const void *obj, size_t len, store_handle_t *h);
+	/* Calls fn(obj, len, arg) with the object's bytes; fn must not call
+	 * back into the store.  @return what fn returned; -ENOENT for a bad
+	 * handle */
+	int (*get)(struct store *s, store_handle_t h, store_visit_fn fn, void *arg);
+	/* Free a stored object.  Freeing a freed or invalid handle is a caller
+	 * bug: stores detect it where they can, count it (bad_free) and
+	 * otherwise ignore it; debug builds abort. */
+	void (*free)(struct store *s, store_handle_t h);
+	void (*usage)(struct store *s, struct store_usage *u);
+	/* Reclaim fragmented space.  @return bytes of pool given back, or -errno */
+	long (*compact)(struct store *s);
+
+	/* Largest len put takes; longer objects get -E2BIG. */
+	size_t max_len;
+	/* Optional (NULL when the store has none).  Check every internal
+	 * invariant (counts, lists, handle table, pool_bytes); the store
+	 * suite calls it after operations in tests.  Takes all the store's
+	 * locks, so it is slow but safe at any time.
+	 * @return 0; -EUCLEAN with a message (errmsg) naming the first
+	 *         broken invariant. */
+	int (*check)(struct store *s);
+	/* Optional fork hooks (jemalloc's habit): prefork takes every lock of
+	 * the store, so that the child of a fork never inherits one held
+	 * mid-update; postfork_parent and postfork_child release them (in
+	 * the child the forking thread owns them). */
+	void (*prefork)(struct store *s);
+	void (*postfork_parent)(struct store *s);
+	void (*postfork_child)(struct store *s);
+};
+
+/*
+ * The built-in stores.  Callers normally go through store_find(); these are
+ * here so that the registry and the tests can name them.
+ *  - ram: objects in memory, in size classes packed into blocks, with a
+ *    handle table so that compaction can move them (see store_ram.c).
+ *    Takes no options (arg NULL or ""); max_len is 16 MiB - 1.
+ */
+extern const struct store_ops store_ram;
+
+/*
+ * The store a URI names: "name" or "name:arg" ("ram").  NULL or "" name the
+ * default store, "ram".
+ * @arg  if not NULL, set to the text after "name:", or to NULL when there
+ *       is none (also for "name:" with nothing after the colon)
+ * @return the store's operations, or NULL (and *arg NULL) for an unknown
+ *         name: callers report it with store_names().
+ */
+const struct store_ops *store_find(const char *uri, const char **arg);
+/* "ram": for error messages */
+const char *store_names(void);
+
+#endif

@@ -1,0 +1,1272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ram store: compressed folios kept in memory, in the spirit of Linux's
+ * zsmalloc.
+ *
+ * Size classes.  An object of len bytes goes to the smallest class that
+ * holds it.  Up to 256 B the classes are 16 B apart (16, 32, ... 256); above,
+ * every power of two is split into 16 equal steps (272, 288, ... 512, 544,
+ * ... 1 KiB, 1088, ...), up to RAMSTORE_CLASS_MAX = 128 KiB: 160 classes.
+ * An object just above a class boundary wastes at most one step, 1/17 of
+ * its class (5.9%) and on average about half that; geometric spacing keeps
+ * that bound at every size with few classes (a fixed 16-byte step would need
+ * 8192 of them).  Objects above 128 KiB get their own mapping, rounded to
+ * pages: at most 4 KiB on 128 KiB, 3.1%.
+ *
+ * Blocks.  A class packs its objects into blocks ("zspages") of 1 to 64
+ * pages from os_mem_map_aligned: the block header and a 4-byte back
+ * reference per slot come first, then the slots.  The page count is the
+ * smallest whose unusable tail is under 1/64 of the block, so the tail adds
+ * little to the class waste.  Blocks are aligned to the power of two above
+ * their size, so an object's block is found by masking its address.
+ *
+ * Handles.  A handle names an entry of the handle table, which points at
+ * the object; compaction moves an object by rewriting its entry.  The
+ * handle also carries the entry's generation (odd while the entry is live,
+ * bumped at put and at free) and the object's class, so that a freed
+ * handle is recognised (get: -ENOENT; free: counted, debug builds abort)
+ * and get locks the right class before it reads the entry.
+ *   handle = class << 56 | generation << 28 | index      (index 0 is never used)
+ * Metadata per object: 16 bytes of entry + 4 bytes of back reference.
+ *
+ * Fullness.  A class keeps its blocks on RAMSTORE_GROUPS lists by fullness
+ * plus a full list.  put fills the fullest block first, so sparse blocks
+ * drain; one empty block per class is kept as a spare against put/free
+ * churn at a block boundary.
+ *
+ * Compaction.  Per class: while the free slots add up to a whole block or
+ * more, take the sparsest block, move each of its objects into the fullest
+ * blocks that have room, and release it.  Each pass frees one block, so
+ * it ends.  compact() runs it on every class (and drops the spares); a free
+ * runs it on its class when the class is under 75% full with at least
+ * RAMSTORE_AUTO_FREEABLE blocks' worth of free slots, which bounds the
+ * moves to a constant per free on average; put runs it on every class once
+ * before it fails with -ENOSPC.
+ *
+ * Steady-state put, get and free do not allocate: blocks and the handle
+ * table come from os_mem_map when they grow, the store itself too (the
+ * store may serve a process whose malloc heap is managed memory).
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/errmsg.h"
+#include "../os/os.h"
+
+#ifdef USWAP_DEBUG
+#define RAMSTORE_DEBUG 1
+#else
+#define RAMSTORE_DEBUG 0
+#endif
+
+/* Cheap assertions, on in debug builds; ramstore_check is the expensive tier. */
+#define ramstore_assert(x)                                                                         \
+	do {                                                                                       \
+		if (RAMSTORE_DEBUG && !(x))                                                        \
+			ramstore_assert_fail(#x, __func__, __LINE__);                              \
+	} while (0)
+
+#define RAMSTORE_SMALL_STEP 16u   /* class spacing up to RAMSTORE_SMALL_MAX */
+#define RAMSTORE_SMALL_MAX 256u
+#define RAMSTORE_STEPS_SHIFT 4u   /* 16 classes per power of two above it */
+#define RAMSTORE_CLASS_MAX (128u << 10)
+#define RAMSTORE_NSMALL (RAMSTORE_SMALL_MAX / RAMSTORE_SMALL_STEP)
+/* 256 B .. 128 KiB is 9 powers of two. */
+#define RAMSTORE_NCLASSES (RAMSTORE_NSMALL + (9u << RAMSTORE_STEPS_SHIFT))
+#define RAMSTORE_LARGE RAMSTORE_NCLASSES /* the class id of own-mapping objects */
+
+#define RAMSTORE_LEN_BITS 24u
+#define RAMSTORE_OBJ_MAX ((1u << RAMSTORE_LEN_BITS) - 1)
+
+#define RAMSTORE_BLOCK_MAX_PAGES 64u
+#define RAMSTORE_TAIL_DIV 64u  /* acceptable block tail: 1/64 of the block */
+#define RAMSTORE_GROUPS 8u     /* fullness lists of partial blocks; then full */
+#define RAMSTORE_FULL RAMSTORE_GROUPS
+#define RAMSTORE_AUTO_FREEABLE 4u
+
+#define RAMSTORE_SLOT_FREE 0x80000000u /* back reference of a free slot | next */
+#define RAMSTORE_SLOT_END 0x7fffffffu  /* end of a block's free-slot list */
+
+#define RAMSTORE_IDX_BITS 28u
+#define RAMSTORE_GEN_BITS 28u
+#define RAMSTORE_IDX_MASK ((1u << RAMSTORE_IDX_BITS) - 1)
+#define RAMSTORE_GEN_MASK ((1u << RAMSTORE_GEN_BITS) - 1)
+#define RAMSTORE_CHUNK_SHIFT 14u /* entries per table chunk: 16 Ki (256 KiB) */
+#define RAMSTORE_CHUNK (1u << RAMSTORE_CHUNK_SHIFT)
+#define RAMSTORE_NCHUNKS (1u << (RAMSTORE_IDX_BITS - RAMSTORE_CHUNK_SHIFT))
+#define RAMSTORE_ENTRY_BATCH 32u /* entries a class takes from the table at once */
+
+/*
+ * One entry of the handle table (16 bytes).  gen is odd while the entry
+ * names a live object; it is read without locks (atomically) to reject a
+ * stale handle, everything else belongs to the lock of the class that owns
+ * the entry: the object's class while live, the class whose cache holds it
+ * while cached, the table lock while on the table's free list.
+ */
+struct ramstore_entry {
+	uint32_t gen;
+	uint32_t lenc; /* len << 8 | class, valid while live */
+	union {
+		void *obj;     /* live: the object's bytes */
+		uint32_t next; /* free: next free entry index, 0 = end */
+	};
+};
+
+/* A block of one class: header, back references, then nslots slots. */
+struct ramstore_block {
+	struct ramstore_block *prev, *next; /* on the class list of its group */
+	uint32_t inuse;                     /* slots holding an object */
+	uint32_t free_head;                 /* first free slot or RAMSTORE_SLOT_END */
+	uint32_t group;                     /* list it is on, see ramstore_group */
+	/* Per slot: the entry index of its object, or RAMSTORE_SLOT_FREE | the
+	 * next free slot.  Compaction uses it to find the entries to rewrite. */
+	uint32_t backref[];
+};
+
+/*
+ * A size class.  Its lock (a reader-writer lock, writers preferred so that
+ * a stream of gets cannot starve puts) protects everything below it: get
+ * holds it for reading while the visitor runs, so no compaction moves the
+ * object under the visitor; put, free and compaction hold it for writing.
+ * The counters objects and stored are also read without the lock by usage(),
+ * hence written with atomic stores.
+ *
+ * Lock order: class lock -> table.lock.  No thread ever holds two class
+ * locks, except prefork/check, which take all of them in index order.
+ * pool_bytes and the outcome counters are atomics, under no lock.
+ */
+struct ramstore_class {
+	pthread_rwlock_t lock;
+	struct ramstore_block *list[RAMSTORE_GROUPS + 1];
+	struct ramstore_block *spare; /* one empty block kept back */
+	uint64_t blocks;              /* blocks on the lists (not the spare) */
+	uint64_t objects;
+	uint64_t stored;              /* sum of the objects' lengths */
+	uint64_t large_bytes;         /* RAMSTORE_LARGE only: bytes mapped, */
+	uint64_t large_pending;       /* and reserved by puts not done yet */
+	uint32_t entry_free;          /* cache of free entries (list head) */
+	uint32_t nentry_free;
+	/* Geometry, set at open. */
+	uint32_t size;        /* slot size */
+	uint32_t nslots;      /* slots per block */
+	uint32_t data_off;    /* offset of slot 0 in the block */
+	uint32_t block_bytes; /* mapping size of a block */
+	uintptr_t block_mask; /* object address -> block address */
+} __attribute__((aligned(64)));
+
+struct ramstore {
+	size_t map_bytes; /* of this struct's own mapping */
+	size_t limit;     /* bound of pool_bytes, 0 = none */
+	/* Atomics. */
+	uint64_t pool_bytes;
+	uint64_t compactions, moved;
+	uint64_t fail_nospc, fail_nomem, fail_2big, bad_get, bad_free;
+
+	/*
+	 * The handle table: RAMSTORE_NCHUNKS chunks of entries, mapped as the
+	 * table grows and never moved, so get reads an entry without the
+	 * table lock (cap and chunk[] are published with release stores).
+	 */
+	struct {
+		pthread_mutex_t lock;
+		uint32_t free_head; /* entries given back by the classes */
+		uint32_t nfree;
+		uint32_t next; /* first entry never handed out */
+		uint32_t cap;  /* entries backed by chunks (atomic) */
+		struct ramstore_entry *chunk[RAMSTORE_NCHUNKS];
+	} table;
+
+	struct ramstore_class cls[RAMSTORE_NCLASSES + 1]; /* + RAMSTORE_LARGE */
+};
+
+static void ramstore_assert_fail(const char *what, const char *func, int line)
+{
+	fprintf(stderr, "uswap: store ram: assertion failed in %s:%d: %s\n", func, line, what);
+	abort();
+}
+
+static inline struct ramstore *ramstore_of(struct store *s)
+{
+	return (struct ramstore *)s;
+}
+
+static inline void ramstore_count(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/* A counter written under its class lock and read by usage() without it. */
+static inline void ramstore_stat_add(uint64_t *v, int64_t d)
+{
+	__atomic_store_n(v, *v + (uint64_t)d, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t ramstore_load(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+/* ---- size classes ---- */
+
+static uint32_t ramstore_class_size(unsigned c)
+{
+	unsigned k, i;
+
+	if (c < RAMSTORE_NSMALL)
+		return (c + 1) * RAMSTORE_SMALL_STEP;
+	k = 8 + ((c - RAMSTORE_NSMALL) >> RAMSTORE_STEPS_SHIFT);
+	i = ((c - RAMSTORE_NSMALL) & ((1u << RAMSTORE_STEPS_SHIFT) - 1)) + 1;
+	return (1u << k) + (i << (k - RAMSTORE_STEPS_SHIFT));
+}
+
+/* The class of an object of len <= RAMSTORE_CLASS_MAX bytes. */
+static unsigned ramstore_class_of(size_t len)
+{
+	unsigned k;
+
+	if (len <= RAMSTORE_SMALL_MAX)
+		return len ? (unsigned)(len - 1) / RAMSTORE_SMALL_STEP : 0;
+	/* len in (2^k, 2^(k+1)]: the step is 2^k / 16 */
+	k = 63 - (unsigned)__builtin_clzll(len - 1);
+	return RAMSTORE_NSMALL + ((k - 8) << RAMSTORE_STEPS_SHIFT) +
+	       (unsigned)((len - 1 - ((size_t)1 << k)) >> (k - RAMSTORE_STEPS_SHIFT));
+}
+
+static uint32_t ramstore_align16(uint32_t v)
+{
+	return (v + 15) & ~15u;
+}
+
+/* Slots of size bytes that fit in a block of bytes after the header. */
+static uint32_t ramstore_block_slots(uint32_t bytes, uint32_t size, uint32_t *data_off)
+{
+	uint32_t hdr = (uint32_t)offsetof(struct ramstore_block, backref);
+	uint32_t n = (bytes - hdr) / (size + 4);
+
+	while (n && ramstore_align16(hdr + 4 * n) + n * size > bytes)
+		n--;
+	*data_off = ramstore_align16(hdr + 4 * n);
+	return n;
+}
+
+static void ramstore_class_init(struct ramstore_class *cls, unsigned c)
+{
+	uint32_t size = ramstore_class_size(c);
+	uint32_t best = 0, best_tail = 0, off;
+
+	/* The fewest pages whose tail is under 1/64 of the block; failing
+	 * that, the smallest tail fraction. */
+	for (uint32_t p = 1; p <= RAMSTORE_BLOCK_MAX_PAGES; p++) {
+		uint32_t bytes = p * OS_PAGE_SIZE;
+		uint32_t n = ramstore_block_slots(bytes, size, &off);
+		uint32_t tail = bytes - off - n * size;
+
+		if (!n)
+			continue;
+		if (!best || (uint64_t)tail * best < (uint64_t)best_tail * bytes) {
+			best = bytes;
+			best_tail = tail;
+		}
+		if (tail * RAMSTORE_TAIL_DIV <= bytes)
+			break;
+	}
+	cls->size = size;
+	cls->block_bytes = best;
+	cls->nslots = ramstore_block_slots(best, size, &cls->data_off);
+	/* os_mem_map_aligned wants a power of two of at least a page */
+	cls->block_mask = ~(uintptr_t)((1ul << (64 - __builtin_clzl(best - 1))) - 1);
+}
+
+static size_t ramstore_block_align(const struct ramstore_class *cls)
+{
+	return (size_t)~cls->block_mask + 1;
+}
+
+/* ---- handles and the table ---- */
+
+static inline store_handle_t ramstore_handle(uint32_t idx, uint32_t gen, unsigned c)
+{
+	return (store_handle_t){ (uint64_t)c << 56 | (uint64_t)(gen & RAMSTORE_GEN_MASK)
+					 << RAMSTORE_IDX_BITS | idx };
+}
+
+static inline uint32_t ramstore_handle_idx(store_handle_t h)
+{
+	return (uint32_t)(h.v & RAMSTORE_IDX_MASK);
+}
+
+static inline uint32_t ramstore_handle_gen(store_handle_t h)
+{
+	return (uint32_t)(h.v >> RAMSTORE_IDX_BITS) & RAMSTORE_GEN_MASK;
+}
+
+static inline unsigned ramstore_handle_class(store_handle_t h)
+{
+	return (unsigned)(h.v >> 56);
+}
+
+/* The entry of idx, which must be below table.cap. */
+static inline struct ramstore_entry *ramstore_entry(struct ramstore *s, uint32_t idx)
+{
+	struct ramstore_entry *chunk =
+		__atomic_load_n(&s->table.chunk[idx >> RAMSTORE_CHUNK_SHIFT], __ATOMIC_RELAXED);
+
+	return &chunk[idx & (RAMSTORE_CHUNK - 1)];
+}
+
+/*
+ * The live entry a handle names, or NULL.  The caller holds the lock of the
+ * handle's class, so a live entry of that class cannot change under it;
+ * an entry owned elsewhere is only looked at through its atomic fields.
+ */
+static struct ramstore_entry *ramstore_lookup(struct ramstore *s, store_handle_t h)
+{
+	uint32_t idx = ramstore_handle_idx(h);
+	struct ramstore_entry *e;
+
+	if (!idx || idx >= __atomic_load_n(&s->table.cap, __ATOMIC_ACQUIRE))
+		return NULL;
+	e = ramstore_entry(s, idx);
+	if ((__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) & RAMSTORE_GEN_MASK) !=
+	    ramstore_handle_gen(h))
+		return NULL;
+	/* gen odd: the handle's own gen is odd for every handle put made */
+	if (!(ramstore_handle_gen(h) & 1) ||
+	    (__atomic_load_n(&e->lenc, __ATOMIC_RELAXED) & 0xff) != ramstore_handle_class(h))
+		return NULL;
+	return e;
+}
+
+/* Map one more chunk of the table.  Table lock held. */
+static int ramstore_table_grow(struct ramstore *s)
+{
+	uint32_t cap = s->table.cap;
+	struct ramstore_entry *chunk;
+
+	if (cap >= RAMSTORE_NCHUNKS * RAMSTORE_CHUNK)
+		return -ENOMEM; /* 2^28 objects: the index bits are spent */
+	chunk = os_mem_map(RAMSTORE_CHUNK * sizeof(*chunk));
+	if (!chunk)
+		return -ENOMEM;
+	__atomic_store_n(&s->table.chunk[cap >> RAMSTORE_CHUNK_SHIFT], chunk, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->table.cap, cap + RAMSTORE_CHUNK, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Fill an empty class cache of entries from the table.  Class lock held. */
+static int ramstore_entries_refill(struct ramstore *s, struct ramstore_class *cls)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&s->table.lock);
+	while (n < RAMSTORE_ENTRY_BATCH) {
+		uint32_t idx;
+		struct ramstore_entry *e;
+
+		if (s->table.free_head) {
+			idx = s->table.free_head;
+			e = ramstore_entry(s, idx);
+			s->table.free_head = e->next;
+			s->table.nfree--;
+		} else {
+			if (s->table.next == s->table.cap && ramstore_table_grow(s))
+				break;
+			idx = s->table.next++;
+			e = ramstore_entry(s, idx);
+		}
+		e->next = cls->entry_free;
+		cls->entry_free = idx;
+		n++;
+	}
+	pthread_mutex_unlock(&s->table.lock);
+	cls->nentry_free += n;
+	return n ? 0 : -ENOMEM;
+}
+
+/* Take a free entry for the class.  Class lock held. */
+static int ramstore_entry_alloc(struct ramstore *s, struct ramstore_class *cls, uint32_t *idx)
+{
+	struct ramstore_entry *e;
+
+	if (!cls->nentry_free) {
+		int ret = ramstore_entries_refill(s, cls);
+
+		if (ret)
+			return ret;
+	}
+	*idx = cls->entry_free;
+	e = ramstore_entry(s, *idx);
+	ramstore_assert(!(e->gen & 1));
+	cls->entry_free = e->next;
+	cls->nentry_free--;
+	return 0;
+}
+
+/*
+ * Give a free entry back to the class cache; past two batches, one batch
+ * goes back to the table, so a class that shrank does not hoard entries.
+ * Class lock held.
+ */
+static void ramstore_entry_release(struct ramstore *s, struct ramstore_class *cls, uint32_t idx)
+{
+	struct ramstore_entry *e = ramstore_entry(s, idx);
+
+	e->next = cls->entry_free;
+	cls->entry_free = idx;
+	if (++cls->nentry_free <= 2 * RAMSTORE_ENTRY_BATCH)
+		return;
+	pthread_mutex_lock(&s->table.lock);
+	for (uint32_t i = 0; i < RAMSTORE_ENTRY_BATCH; i++) {
+		idx = cls->entry_free;
+		e = ramstore_entry(s, idx);
+		cls->entry_free = e->next;
+		e->next = s->table.free_head;
+		s->table.free_head = idx;
+	}
+	s->table.nfree += RAMSTORE_ENTRY_BATCH;
+	pthread_mutex_unlock(&s->table.lock);
+	cls->nentry_free -= RAMSTORE_ENTRY_BATCH;
+}
+
+/* Make a free entry live for an object; readers see it from here on. */
+static store_handle_t ramstore_entry_publish(struct ramstore_entry *e, uint32_t idx, void *obj,
+					     size_t len, unsigned c)
+{
+	uint32_t gen = e->gen + 1;
+
+	e->obj = obj;
+	__atomic_store_n(&e->lenc, (uint32_t)len << 8 | c, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->gen, gen, __ATOMIC_RELEASE);
+	return ramstore_handle(idx, gen, c);
+}
+
+static void ramstore_entry_kill(struct ramstore_entry *e)
+{
+	__atomic_store_n(&e->gen, e->gen + 1, __ATOMIC_RELEASE);
+}
+
+static inline size_t ramstore_entry_len(const struct ramstore_entry *e)
+{
+	return e->lenc >> 8;
+}
+
+/* ---- the pool budget ---- */
+
+static int ramstore_reserve(struct ramstore *s, size_t bytes)
+{
+	uint64_t cur = __atomic_load_n(&s->pool_bytes, __ATOMIC_RELAXED);
+
+	do {
+		if (s->limit && cur + bytes > s->limit)
+			return -ENOSPC;
+	} while (!__atomic_compare_exchange_n(&s->pool_bytes, &cur, cur + bytes, true,
+					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return 0;
+}
+
+static void ramstore_unreserve(struct ramstore *s, size_t bytes)
+{
+	__atomic_fetch_sub(&s->pool_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- blocks and their lists ---- */
+
+static inline unsigned ramstore_group(const struct ramstore_class *cls, uint32_t inuse)
+{
+	return inuse == cls->nslots ? RAMSTORE_FULL : inuse * RAMSTORE_GROUPS / cls->nslots;
+}
+
+static void ramstore_list_add(struct ramstore_class *cls, struct ramstore_block *b)
+{
+	unsigned g = ramstore_group(cls, b->inuse);
+
+	b->group = g;
+	b->prev = NULL;
+	b->next = cls->list[g];
+	if (b->next)
+		b->next->prev = b;
+	cls->list[g] = b;
+}
+
+static void ramstore_list_del(struct ramstore_class *cls, struct ramstore_block *b)
+{
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		cls->list[b->group] = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	b->prev = b->next = NULL;
+}
+
+static void ramstore_regroup(struct ramstore_class *cls, struct ramstore_block *b)
+{
+	if (ramstore_group(cls, b->inuse) == b->group)
+		return;
+	ramstore_list_del(cls, b);
+	ramstore_list_add(cls, b);
+}
+
+static inline char *ramstore_slot_addr(const struct ramstore_class *cls, struct ramstore_block *b,
+				       uint32_t slot)
+{
+	return (char *)b + cls->data_off + (size_t)slot * cls->size;
+}
+
+/* Take a free slot of b for entry idx.  @return the slot's address. */
+static char *ramstore_slot_take(struct ramstore_class *cls, struct ramstore_block *b, uint32_t idx)
+{
+	uint32_t slot = b->free_head;
+
+	ramstore_assert(slot < cls->nslots && (b->backref[slot] & RAMSTORE_SLOT_FREE));
+	b->free_head = b->backref[slot] & ~RAMSTORE_SLOT_FREE;
+	b->backref[slot] = idx;
+	b->inuse++;
+	ramstore_regroup(cls, b);
+	return ramstore_slot_addr(cls, b, slot);
+}
+
+static void ramstore_block_init(struct ramstore_class *cls, struct ramstore_block *b)
+{
+	b->inuse = 0;
+	b->free_head = 0;
+	for (uint32_t i = 0; i < cls->nslots; i++)
+		b->backref[i] = RAMSTORE_SLOT_FREE | (i + 1 < cls->nslots ? i + 1 : RAMSTORE_SLOT_END);
+}
+
+/* The fullest block with a free slot, or NULL. */
+static struct ramstore_block *ramstore_block_fullest(struct ramstore_class *cls)
+{
+	for (unsigned g = RAMSTORE_GROUPS; g-- > 0;)
+		if (cls->list[g])
+			return cls->list[g];
+	return NULL;
+}
+
+static struct ramstore_block *ramstore_block_sparsest(struct ramstore_class *cls)
+{
+	for (unsigned g = 0; g < RAMSTORE_GROUPS; g++)
+		if (cls->list[g])
+			return cls->list[g];
+	return NULL;
+}
+
+/*
+ * Take a block out of the pool: it leaves pool_bytes now, under the class
+ * lock, so that pool_bytes always matches what the lists hold; it is
+ * unmapped by ramstore_release once the lock is dropped (a concurrent put
+ * may meanwhile map up to one block more than the limit).  Class lock held.
+ */
+static void ramstore_release_later(struct ramstore *s, const struct ramstore_class *cls,
+				   struct ramstore_block *b, struct ramstore_block **release,
+				   size_t *bytes)
+{
+	ramstore_unreserve(s, cls->block_bytes);
+	b->next = *release;
+	*release = b;
+	*bytes += cls->block_bytes;
+}
+
+static void ramstore_release(const struct ramstore_class *cls, struct ramstore_block *release)
+{
+	while (release) {
+		struct ramstore_block *next = release->next;
+
+		os_mem_unmap(release, cls->block_bytes);
+		release = next;
+	}
+}
+
+/*
+ * Compact one class: empty the sparsest blocks into the fullest while the
+ * free slots add up to at least a block.  Class lock held for writing.
+ * @return bytes of the blocks put on *release.
+ */
+static size_t ramstore_class_compact(struct ramstore *s, struct ramstore_class *cls,
+				     struct ramstore_block **release)
+{
+	size_t bytes = 0;
+	uint64_t moved = 0;
+
+	while (cls->blocks * cls->nslots - cls->objects >= cls->nslots) {
+		struct ramstore_block *src = ramstore_block_sparsest(cls);
+
+		ramstore_assert(src && src->inuse);
+		if (!src)
+			break;
+		/* Off the lists, so that it is never picked as a destination:
+		 * the other blocks have src->inuse free slots or more. */
+		ramstore_list_del(cls, src);
+		cls->blocks--;
+		for (uint32_t slot = 0; src->inuse; slot++) {
+			uint32_t idx = src->backref[slot];
+			struct ramstore_block *dst;
+			struct ramstore_entry *e;
+			char *to;
+
+			if (idx & RAMSTORE_SLOT_FREE)
+				continue;
+			dst = ramstore_block_fullest(cls);
+			ramstore_assert(dst);
+			e = ramstore_entry(s, idx);
+			to = ramstore_slot_take(cls, dst, idx);
+			memcpy(to, e->obj, ramstore_entry_len(e));
+			e->obj = to;
+			src->inuse--;
+			moved++;
+		}
+		ramstore_release_later(s, cls, src, release, &bytes);
+	}
+	if (moved)
+		ramstore_count(&s->moved, moved);
+	return bytes;
+}
+
+/* Whether a free left the class fragmented enough to compact it now. */
+static bool ramstore_class_sparse(const struct ramstore_class *cls)
+{
+	uint64_t cap = cls->blocks * cls->nslots;
+
+	return cap - cls->objects >= RAMSTORE_AUTO_FREEABLE * (uint64_t)cls->nslots &&
+	       cls->objects * 4 < cap * 3;
+}
+
+/* Compact every class and drop the spares.  @return bytes given back. */
+static size_t ramstore_compact_all(struct ramstore *s)
+{
+	size_t total = 0;
+
+	for (unsigned c = 0; c < RAMSTORE_NCLASSES; c++) {
+		struct ramstore_class *cls = &s->cls[c];
+		struct ramstore_block *release = NULL;
+		size_t bytes = 0;
+
+		pthread_rwlock_wrlock(&cls->lock);
+		bytes = ramstore_class_compact(s, cls, &release);
+		if (cls->spare) {
+			ramstore_release_later(s, cls, cls->spare, &release, &bytes);
+			cls->spare = NULL;
+		}
+		pthread_rwlock_unlock(&cls->lock);
+		ramstore_release(cls, release);
+		total += bytes;
+	}
+	ramstore_count(&s->compactions, 1);
+	return total;
+}
+
+/* ---- operations ---- */
+
+static size_t ramstore_large_bytes(size_t len)
+{
+	return (len + OS_PAGE_SIZE - 1) & ~(size_t)(OS_PAGE_SIZE - 1);
+}
+
+/* Reserve a large object's bytes; pending keeps pool_bytes explained. */
+static int ramstore_large_reserve(struct ramstore *s, size_t bytes)
+{
+	struct ramstore_class *cls = &s->cls[RAMSTORE_LARGE];
+	int ret;
+
+	pthread_rwlock_wrlock(&cls->lock);
+	ret = ramstore_reserve(s, bytes);
+	if (!ret)
+		cls->large_pending += bytes;
+	pthread_rwlock_unlock(&cls->lock);
+	return ret;
+}
+
+static int ramstore_put_large(struct ramstore *s, const void *obj, size_t len, store_handle_t *h)
+{
+	struct ramstore_class *cls = &s->cls[RAMSTORE_LARGE];
+	size_t bytes = ramstore_large_bytes(len);
+	uint32_t idx;
+	void *p;
+	int ret;
+
+	ret = ramstore_large_reserve(s, bytes);
+	if (ret) {
+		ramstore_compact_all(s);
+		ret = ramstore_large_reserve(s, bytes);
+	}
+	if (ret) {
+		ramstore_count(&s->fail_nospc, 1);
+		return ret;
+	}
+	/* Map and fill outside the lock: nobody can see the object yet. */
+	p = os_mem_map(bytes);
+	if (p)
+		memcpy(p, obj, len);
+
+	pthread_rwlock_wrlock(&cls->lock);
+	cls->large_pending -= bytes;
+	if (!p) {
+		ret = -ENOMEM;
+		goto err_unreserve;
+	}
+	ret = ramstore_entry_alloc(s, cls, &idx);
+	if (ret)
+		goto err_unmap;
+	*h = ramstore_entry_publish(ramstore_entry(s, idx), idx, p, len, RAMSTORE_LARGE);
+	ramstore_stat_add(&cls->objects, 1);
+	ramstore_stat_add(&cls->stored, (int64_t)len);
+	cls->large_bytes += bytes;
+	pthread_rwlock_unlock(&cls->lock);
+	return 0;
+
+err_unmap:
+	os_mem_unmap(p, bytes);
+err_unreserve:
+	ramstore_unreserve(s, bytes);
+	pthread_rwlock_unlock(&cls->lock);
+	ramstore_count(&s->fail_nomem, 1);
+	return ret;
+}
+
+/*
+ * A block with a free slot for the class: the fullest partial one, else the
+ * spare, else a new one within the limit.  Class lock held.
+ * @return 0 and *out; -ENOSPC; -ENOMEM
+ */
+static int ramstore_block_for_put(struct ramstore *s, struct ramstore_class *cls,
+				  struct ramstore_block **out)
+{
+	struct ramstore_block *b = ramstore_block_fullest(cls);
+	int ret;
+
+	if (b)
+		goto found;
+	b = cls->spare;
+	cls->spare = NULL;
+	if (!b) {
+		ret = ramstore_reserve(s, cls->block_bytes);
+		if (ret)
+			return ret;
+		b = os_mem_map_aligned(cls->block_bytes, ramstore_block_align(cls));
+		if (!b) {
+			ramstore_unreserve(s, cls->block_bytes);
+			return -ENOMEM;
+		}
+		ramstore_block_init(cls, b);
+	}
+	ramstore_list_add(cls, b);
+	cls->blocks++;
+found:
+	*out = b;
+	return 0;
+}
+
+static int ramstore_put(struct store *st, const void *obj, size_t len, store_handle_t *h)
+{
+	struct ramstore *s = ramstore_of(st);
+	struct ramstore_class *cls;
+	struct ramstore_block *b;
+	bool compacted = false;
+	unsigned c;
+	uint32_t idx;
+	char *to;
+	int ret;
+
+	if (len > RAMSTORE_OBJ_MAX) {
+		ramstore_count(&s->fail_2big, 1);
+		return errmsg_set(-E2BIG, "store ram: an object of %zu bytes is over the %u allowed",
+				  len, RAMSTORE_OBJ_MAX);
+	}
+	if (len > RAMSTORE_CLASS_MAX)
+		return ramstore_put_large(s, obj, len, h);
+
+	c = ramstore_class_of(len);
+	cls = &s->cls[c];
+	pthread_rwlock_wrlock(&cls->lock);
+	ret = ramstore_entry_alloc(s, cls, &idx);
+	if (ret)
+		goto err_unlock;
+retry:
+	ret = ramstore_block_for_put(s, cls, &b);
+	if (ret == -ENOSPC && !compacted) {
+		/* Compaction takes each class lock in turn: drop ours.  The
+		 * entry stays ours meanwhile (off every list, gen even). */
+		pthread_rwlock_unlock(&cls->lock);
+		ramstore_compact_all(s);
+		compacted = true;
+		pthread_rwlock_wrlock(&cls->lock);
+		goto retry;
+	}
+	if (ret)
+		goto err_entry;
+	to = ramstore_slot_take(cls, b, idx);
+	if (len) /* obj may be NULL then */
+		memcpy(to, obj, len);
+	*h = ramstore_entry_publish(ramstore_entry(s, idx), idx, to, len, c);
+	ramstore_stat_add(&cls->objects, 1);
+	ramstore_stat_add(&cls->stored, (int64_t)len);
+	pthread_rwlock_unlock(&cls->lock);
+	return 0;
+
+err_entry:
+	ramstore_entry_release(s, cls, idx);
+err_unlock:
+	pthread_rwlock_unlock(&cls->lock);
+	ramstore_count(ret == -ENOSPC ? &s->fail_nospc : &s->fail_nomem, 1);
+	return ret;
+}
+
+static int ramstore_get(struct store *st, store_handle_t h, store_visit_fn fn, void *arg)
+{
+	struct ramstore *s = ramstore_of(st);
+	unsigned c = ramstore_handle_class(h);
+	struct ramstore_class *cls;
+	struct ramstore_entry *e;
+	int ret;
+
+	if (c > RAMSTORE_LARGE)
+		goto bad;
+	cls = &s->cls[c];
+	pthread_rwlock_rdlock(&cls->lock);
+	e = ramstore_lookup(s, h);
+	if (!e) {
+		pthread_rwlock_unlock(&cls->lock);
+		goto bad;
+	}
+	ret = fn(e->obj, ramstore_entry_len(e), arg);
+	pthread_rwlock_unlock(&cls->lock);
+	return ret;
+bad:
+	ramstore_count(&s->bad_get, 1);
+	return -ENOENT;
+}
+
+static void ramstore_bad_free(struct ramstore *s, store_handle_t h)
+{
+	ramstore_count(&s->bad_free, 1);
+	if (RAMSTORE_DEBUG) {
+		fprintf(stderr, "uswap: store ram: free of a freed or invalid handle %#llx\n",
+			(unsigned long long)h.v);
+		abort();
+	}
+}
+
+static void ramstore_free_large(struct ramstore *s, store_handle_t h)
+{
+	struct ramstore_class *cls = &s->cls[RAMSTORE_LARGE];
+	struct ramstore_entry *e;
+	size_t len, bytes;
+	void *p;
+
+	pthread_rwlock_wrlock(&cls->lock);
+	e = ramstore_lookup(s, h);
+	if (!e) {
+		pthread_rwlock_unlock(&cls->lock);
+		ramstore_bad_free(s, h);
+		return;
+	}
+	p = e->obj;
+	len = ramstore_entry_len(e);
+	bytes = ramstore_large_bytes(len);
+	ramstore_entry_kill(e);
+	ramstore_entry_release(s, cls, ramstore_handle_idx(h));
+	ramstore_stat_add(&cls->objects, -1);
+	ramstore_stat_add(&cls->stored, -(int64_t)len);
+	cls->large_bytes -= bytes;
+	/* As for blocks: out of pool_bytes under the lock, unmapped after. */
+	ramstore_unreserve(s, bytes);
+	pthread_rwlock_unlock(&cls->lock);
+	os_mem_unmap(p, bytes);
+}
+
+static void ramstore_free(struct store *st, store_handle_t h)
+{
+	struct ramstore *s = ramstore_of(st);
+	unsigned c = ramstore_handle_class(h);
+	struct ramstore_block *release = NULL, *b;
+	struct ramstore_class *cls;
+	struct ramstore_entry *e;
+	size_t len, bytes = 0;
+	uint32_t slot;
+	char *obj;
+
+	if (c >= RAMSTORE_LARGE) {
+		if (c == RAMSTORE_LARGE)
+			ramstore_free_large(s, h);
+		else
+			ramstore_bad_free(s, h);
+		return;
+	}
+	cls = &s->cls[c];
+	pthread_rwlock_wrlock(&cls->lock);
+	e = ramstore_lookup(s, h);
+	if (!e) {
+		pthread_rwlock_unlock(&cls->lock);
+		ramstore_bad_free(s, h);
+		return;
+	}
+	obj = e->obj;
+	len = ramstore_entry_len(e);
+	b = (struct ramstore_block *)((uintptr_t)obj & cls->block_mask);
+	slot = (uint32_t)((size_t)(obj - ramstore_slot_addr(cls, b, 0)) / cls->size);
+	ramstore_assert(b->backref[slot] == ramstore_handle_idx(h));
+	b->backref[slot] = RAMSTORE_SLOT_FREE | b->free_head;
+	b->free_head = slot;
+	b->inuse--;
+	ramstore_entry_kill(e);
+	ramstore_entry_release(s, cls, ramstore_handle_idx(h));
+	ramstore_stat_add(&cls->objects, -1);
+	ramstore_stat_add(&cls->stored, -(int64_t)len);
+
+	if (!b->inuse) {
+		ramstore_list_del(cls, b);
+		cls->blocks--;
+		if (!cls->spare)
+			cls->spare = b;
+		else
+			ramstore_release_later(s, cls, b, &release, &bytes);
+	} else {
+		ramstore_regroup(cls, b);
+	}
+	if (ramstore_class_sparse(cls)) {
+		ramstore_class_compact(s, cls, &release);
+		ramstore_count(&s->compactions, 1);
+	}
+	pthread_rwlock_unlock(&cls->lock);
+	ramstore_release(cls, release);
+}
+
+static void ramstore_usage(struct store *st, struct store_usage *u)
+{
+	struct ramstore *s = ramstore_of(st);
+
+	memset(u, 0, sizeof(*u));
+	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++) {
+		u->objects += ramstore_load(&s->cls[c].objects);
+		u->stored_bytes += ramstore_load(&s->cls[c].stored);
+	}
+	u->pool_bytes = ramstore_load(&s->pool_bytes);
+	u->compactions = ramstore_load(&s->compactions);
+	u->moved = ramstore_load(&s->moved);
+	u->meta_bytes = s->map_bytes + (uint64_t)__atomic_load_n(&s->table.cap, __ATOMIC_RELAXED) *
+						 sizeof(struct ramstore_entry);
+	u->fail_nospc = ramstore_load(&s->fail_nospc);
+	u->fail_nomem = ramstore_load(&s->fail_nomem);
+	u->fail_2big = ramstore_load(&s->fail_2big);
+	u->bad_get = ramstore_load(&s->bad_get);
+	u->bad_free = ramstore_load(&s->bad_free);
+}
+
+static long ramstore_compact(struct store *st)
+{
+	return (long)ramstore_compact_all(ramstore_of(st));
+}
+
+/* ---- open, close ---- */
+
+static int ramstore_open(const char *arg, size_t limit, struct store **out)
+{
+	size_t bytes = (sizeof(struct ramstore) + OS_PAGE_SIZE - 1) & ~(size_t)(OS_PAGE_SIZE - 1);
+	pthread_rwlockattr_t attr;
+	struct ramstore *s;
+	unsigned c;
+	int ret;
+
+	if (arg && *arg)
+		return errmsg_set(-EINVAL, "store ram: unknown option \"%s\" (it takes none)", arg);
+	s = os_mem_map(bytes); /* zero-filled */
+	if (!s)
+		return -ENOMEM;
+	s->map_bytes = bytes;
+	s->limit = limit;
+	ret = -pthread_rwlockattr_init(&attr);
+	if (ret)
+		goto err_unmap;
+	/* Writers first: a stream of gets must not starve puts and frees. */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	for (c = 0; c <= RAMSTORE_LARGE; c++) {
+		ret = -pthread_rwlock_init(&s->cls[c].lock, &attr);
+		if (ret)
+			break;
+		if (c < RAMSTORE_LARGE)
+			ramstore_class_init(&s->cls[c], c);
+	}
+	pthread_rwlockattr_destroy(&attr);
+	if (ret)
+		goto err_destroy_class_locks;
+	ret = -pthread_mutex_init(&s->table.lock, NULL);
+	if (ret)
+		goto err_destroy_class_locks;
+	s->table.next = 1; /* index 0 is never a handle */
+	ret = ramstore_table_grow(s);
+	if (ret)
+		goto err_destroy_table_lock;
+	*out = (struct store *)s;
+	return 0;
+
+err_destroy_table_lock:
+	pthread_mutex_destroy(&s->table.lock);
+err_destroy_class_locks:
+	while (c-- > 0)
+		pthread_rwlock_destroy(&s->cls[c].lock);
+err_unmap:
+	os_mem_unmap(s, bytes);
+	return ret;
+}
+
+static void ramstore_close(struct store *st)
+{
+	struct ramstore *s = ramstore_of(st);
+
+	if (!s)
+		return;
+	/* Own mappings of the large objects still stored. */
+	for (uint32_t idx = 1; idx < s->table.next; idx++) {
+		struct ramstore_entry *e = ramstore_entry(s, idx);
+
+		if ((e->gen & 1) && (e->lenc & 0xff) == RAMSTORE_LARGE)
+			os_mem_unmap(e->obj, ramstore_large_bytes(ramstore_entry_len(e)));
+	}
+	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++) {
+		struct ramstore_class *cls = &s->cls[c];
+
+		for (unsigned g = 0; g <= RAMSTORE_FULL; g++) {
+			while (cls->list[g]) {
+				struct ramstore_block *b = cls->list[g];
+
+				cls->list[g] = b->next;
+				os_mem_unmap(b, cls->block_bytes);
+			}
+		}
+		if (cls->spare)
+			os_mem_unmap(cls->spare, cls->block_bytes);
+		pthread_rwlock_destroy(&cls->lock);
+	}
+	for (uint32_t i = 0; i < RAMSTORE_NCHUNKS && s->table.chunk[i]; i++)
+		os_mem_unmap(s->table.chunk[i], RAMSTORE_CHUNK * sizeof(struct ramstore_entry));
+	pthread_mutex_destroy(&s->table.lock);
+	os_mem_unmap(s, s->map_bytes);
+}
+
+/* ---- fork hooks and the invariant checker ---- */
+
+static void ramstore_lock_all(struct ramstore *s)
+{
+	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++)
+		pthread_rwlock_wrlock(&s->cls[c].lock);
+	pthread_mutex_lock(&s->table.lock);
+}
+
+static void ramstore_unlock_all(struct ramstore *s)
+{
+	pthread_mutex_unlock(&s->table.lock);
+	for (unsigned c = RAMSTORE_LARGE + 1; c-- > 0;)
+		pthread_rwlock_unlock(&s->cls[c].lock);
+}
+
+static void ramstore_prefork(struct store *st)
+{
+	ramstore_lock_all(ramstore_of(st));
+}
+
+static void ramstore_postfork(struct store *st)
+{
+	ramstore_unlock_all(ramstore_of(st));
+}
+
+/* Walk one block's slots and free list.  @return 0 or -EUCLEAN. */
+static int ramstore_check_block(struct ramstore *s, unsigned c, struct ramstore_block *b,
+				uint64_t *objects, uint64_t *stored)
+{
+	struct ramstore_class *cls = &s->cls[c];
+	uint32_t used = 0, nfree = 0;
+
+	if ((uintptr_t)b & ~cls->block_mask)
+		return errmsg_set(-EUCLEAN, "store ram: class %u: block %p misaligned", c,
+				  (void *)b);
+	for (uint32_t slot = 0; slot < cls->nslots; slot++) {
+		uint32_t idx = b->backref[slot];
+		struct ramstore_entry *e;
+		size_t len;
+
+		if (idx & RAMSTORE_SLOT_FREE)
+			continue;
+		used++;
+		if (!idx || idx >= s->table.next)
+			return errmsg_set(-EUCLEAN, "store ram: class %u: slot %u names entry %u",
+					  c, slot, idx);
+		e = ramstore_entry(s, idx);
+		len = ramstore_entry_len(e);
+		if (!(e->gen & 1) || (e->lenc & 0xff) != c ||
+		    e->obj != ramstore_slot_addr(cls, b, slot) || ramstore_class_of(len) != c)
+			return errmsg_set(-EUCLEAN,
+					  "store ram: class %u: slot %u names entry %u (gen %u, "
+					  "class %u, %zu bytes) that does not point back",
+					  c, slot, idx, e->gen, e->lenc & 0xff, len);
+		*objects += 1;
+		*stored += len;
+	}
+	for (uint32_t slot = b->free_head; slot != RAMSTORE_SLOT_END;
+	     slot = b->backref[slot] & ~RAMSTORE_SLOT_FREE) {
+		if (slot >= cls->nslots || !(b->backref[slot] & RAMSTORE_SLOT_FREE) ||
+		    nfree >= cls->nslots)
+			return errmsg_set(-EUCLEAN,
+					  "store ram: class %u: free-slot list broken at slot %u",
+					  c, slot);
+		nfree++;
+	}
+	if (used != b->inuse || used + nfree != cls->nslots)
+		return errmsg_set(-EUCLEAN,
+				  "store ram: class %u: block of inuse %u has %u used and %u "
+				  "free slots of %u",
+				  c, b->inuse, used, nfree, cls->nslots);
+	return 0;
+}
+
+/* Walk a class's lists.  @return 0 or -EUCLEAN; *pool += its blocks' bytes. */
+static int ramstore_check_class(struct ramstore *s, unsigned c, uint64_t *pool)
+{
+	struct ramstore_class *cls = &s->cls[c];
+	uint64_t blocks = 0, objects = 0, stored = 0;
+	int ret;
+
+	for (unsigned g = 0; g <= RAMSTORE_FULL; g++) {
+		struct ramstore_block *prev = NULL;
+
+		for (struct ramstore_block *b = cls->list[g]; b; prev = b, b = b->next) {
+			if (b->prev != prev || b->group != g || !b->inuse ||
+			    ramstore_group(cls, b->inuse) != g)
+				return errmsg_set(-EUCLEAN,
+						  "store ram: class %u: list %u holds a block of "
+						  "%u objects",
+						  c, g, b->inuse);
+			ret = ramstore_check_block(s, c, b, &objects, &stored);
+			if (ret)
+				return ret;
+			blocks++;
+		}
+	}
+	if (cls->spare && cls->spare->inuse)
+		return errmsg_set(-EUCLEAN, "store ram: class %u: the spare holds objects", c);
+	if (blocks != cls->blocks || objects != cls->objects || stored != cls->stored)
+		return errmsg_set(-EUCLEAN,
+				  "store ram: class %u counts %llu blocks, %llu objects, %llu "
+				  "bytes; its lists hold %llu, %llu, %llu",
+				  c, (unsigned long long)cls->blocks,
+				  (unsigned long long)cls->objects, (unsigned long long)cls->stored,
+				  (unsigned long long)blocks, (unsigned long long)objects,
+				  (unsigned long long)stored);
+	*pool += (blocks + !!cls->spare) * cls->block_bytes;
+	return 0;
+}
+
+/* Walk a list of free entries.  @return its length, or -1 when broken. */
+static int64_t ramstore_check_free_entries(struct ramstore *s, uint32_t head)
+{
+	int64_t n = 0;
+
+	for (uint32_t idx = head; idx; idx = ramstore_entry(s, idx)->next) {
+		if (idx >= s->table.next || (ramstore_entry(s, idx)->gen & 1) || n >= s->table.next)
+			return -1;
+		n++;
+	}
+	return n;
+}
+
+/* All locks held. */
+static int ramstore_check_locked(struct ramstore *s)
+{
+	const struct ramstore_class *large = &s->cls[RAMSTORE_LARGE];
+	uint64_t live = 0, cached = 0, nlarge = 0, large_len = 0, large_bytes = 0, pool = 0;
+	int64_t n;
+	int ret;
+
+	for (unsigned c = 0; c < RAMSTORE_NCLASSES; c++) {
+		ret = ramstore_check_class(s, c, &pool);
+		if (ret)
+			return ret;
+	}
+	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++) {
+		n = ramstore_check_free_entries(s, s->cls[c].entry_free);
+		if (n != s->cls[c].nentry_free)
+			return errmsg_set(-EUCLEAN,
+					  "store ram: class %u: entry cache broken or miscounted "
+					  "(%lld found, %u counted)",
+					  c, (long long)n, s->cls[c].nentry_free);
+		cached += (uint64_t)n;
+	}
+	n = ramstore_check_free_entries(s, s->table.free_head);
+	if (n != s->table.nfree)
+		return errmsg_set(-EUCLEAN,
+				  "store ram: table free list broken or miscounted (%lld found, "
+				  "%u counted)",
+				  (long long)n, s->table.nfree);
+	for (uint32_t idx = 1; idx < s->table.next; idx++) {
+		struct ramstore_entry *e = ramstore_entry(s, idx);
+
+		if (!(e->gen & 1))
+			continue;
+		live++;
+		if ((e->lenc & 0xff) != RAMSTORE_LARGE)
+			continue;
+		if (ramstore_entry_len(e) <= RAMSTORE_CLASS_MAX)
+			return errmsg_set(-EUCLEAN, "store ram: entry %u: large object of %zu bytes",
+					  idx, ramstore_entry_len(e));
+		nlarge++;
+		large_len += ramstore_entry_len(e);
+		large_bytes += ramstore_large_bytes(ramstore_entry_len(e));
+	}
+	if (nlarge != large->objects || large_len != large->stored ||
+	    large_bytes != large->large_bytes)
+		return errmsg_set(-EUCLEAN,
+				  "store ram: %llu large objects of %llu bytes in the table, "
+				  "counted %llu of %llu",
+				  (unsigned long long)nlarge, (unsigned long long)large_len,
+				  (unsigned long long)large->objects,
+				  (unsigned long long)large->stored);
+	pool += large_bytes + large->large_pending;
+	if (live + cached + s->table.nfree != s->table.next - 1)
+		return errmsg_set(-EUCLEAN,
+				  "store ram: table: %llu live + %llu cached + %u free entries, "
+				  "%u handed out",
+				  (unsigned long long)live, (unsigned long long)cached,
+				  s->table.nfree, s->table.next - 1);
+	if (pool != ramstore_load(&s->pool_bytes))
+		return errmsg_set(-EUCLEAN,
+				  "store ram: pool_bytes %llu, blocks and mappings add to %llu",
+				  (unsigned long long)ramstore_load(&s->pool_bytes),
+				  (unsigned long long)pool);
+	if (s->limit && pool > s->limit)
+		return errmsg_set(-EUCLEAN, "store ram: pool_bytes %llu over the limit %zu",
+				  (unsigned long long)pool, s->limit);
+	return 0;
+}
+
+static int ramstore_check(struct store *st)
+{
+	struct ramstore *s = ramstore_of(st);
+	int ret;
+
+	ramstore_lock_all(s);
+	ret = ramstore_check_locked(s);
+	ramstore_unlock_all(s);
+	return ret;
+}
+
+const struct store_ops store_ram = {
+	.version = STORE_OPS_VERSION,
+	.name = "ram",
+	.open = ramstore_open,
+	.close = ramstore_close,
+	.put = ramstore_put,
+	.get = ramstore_get,
+	.free = ramstore_free,
+	.usage = ramstore_usage,
+	.compact = ramstore_compact,
+	.max_len = RAMSTORE_OBJ_MAX,
+	.check = ramstore_check,
+	.prefork = ramstore_prefork,
+	.postfork_parent = ramstore_postfork,
+	.postfork_child = ramstore_postfork,
+};
