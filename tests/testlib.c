@@ -3,6 +3,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+
+#include "uswap.h"
+#include "os/os.h"
 
 void rng_seed(struct rng *r, uint64_t dflt)
 {
@@ -25,4 +29,32 @@ uint64_t rng_next(struct rng *r)
 uint64_t rng_below(struct rng *r, uint64_t n)
 {
 	return n ? rng_next(r) % n : 0;
+}
+
+struct uswap *itest_open(const struct uswap_config *cfg)
+{
+	uswap_t *u = NULL;
+	int rc = uswap_open(cfg, &u);
+
+	if (rc == -EPERM || rc == -ENOSYS || rc == -ENOTSUP) {
+		fprintf(stderr, "SKIP: this machine lacks a kernel feature uswap needs: %s\n",
+			uswap_last_error());
+		exit(77);
+	}
+	if (rc) {
+		fprintf(stderr, "uswap_open: %s (%s)\n", uswap_strerror(rc), uswap_last_error());
+		abort();
+	}
+	return u;
+}
+
+long itest_resident_pages(void *addr, size_t len)
+{
+	long n = os_resident_pages(addr, len);
+
+	if (n < 0) {
+		fprintf(stderr, "SKIP: PAGEMAP_SCAN is not available: %ld\n", n);
+		exit(77);
+	}
+	return n;
 }

@@ -19,4 +19,16 @@ uint64_t rng_next(struct rng *r);
 /* uniform in [0, n) */
 uint64_t rng_below(struct rng *r, uint64_t n);
 
+/*
+ * Integration tests: open an instance or, when this kernel or process
+ * cannot use userfaultfd, say loudly which feature is missing and exit 77
+ * (CTest's skip; CI fails on any skip, since its machine has them all).
+ */
+struct uswap_config;
+struct uswap;
+struct uswap *itest_open(const struct uswap_config *cfg);
+
+/* Pages of [addr, addr+len) holding their own memory (PAGEMAP_SCAN). */
+long itest_resident_pages(void *addr, size_t len);
+
 #endif

@@ -134,8 +134,9 @@ static inline uint32_t folio_csum_round(uint32_t h, uint64_t w)
  * over a payload smaller than the pages it came from.  Encoding a 64 KiB
  * text folio spends ~1% of its time here, decoding ~3%.
  */
-static uint32_t folio_blob_csum(const uint8_t *p, size_t len)
+uint32_t folio_blob_csum(const void *buf, size_t len)
 {
+	const uint8_t *p = buf;
 	uint32_t l0 = FOLIO_CSUM_SEED ^ (uint32_t)len, l1 = l0 ^ 0x1u, l2 = l0 ^ 0x2u,
 		 l3 = l0 ^ 0x3u, l4 = l0 ^ 0x4u, l5 = l0 ^ 0x5u, l6 = l0 ^ 0x6u, l7 = l0 ^ 0x7u;
 	uint8_t tail[8 * FOLIO_CSUM_LANES];

@@ -73,6 +73,13 @@ int folio_encode(const struct codec_ops *codec, const void *src, unsigned npages
 int folio_decode(const void *blob, size_t len, void *dst, unsigned npages,
 		 uint64_t *zero_mask);
 
+/*
+ * The checksum a blob carries: a 32-bit hash of its bytes from offset 4 to
+ * its end (see folio_blob.c).  Exposed for tests and fuzzers, which forge
+ * blobs whose checksum holds to reach the checks behind it.
+ */
+uint32_t folio_blob_csum(const void *p, size_t len);
+
 /* The number of pages a blob holds, or -EILSEQ when the header is bad.
  * Only the header is checked (no checksum): folio_decode checks the rest. */
 int folio_blob_pages(const void *blob, size_t len);

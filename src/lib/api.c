@@ -15,7 +15,7 @@
 
 /* Features uswap cannot work without, and those it uses when present. */
 #define UFFD_NEEDED (OS_UFFD_MOVE)
-#define UFFD_WANTED (OS_UFFD_MOVE | OS_UFFD_THREAD_ID)
+#define UFFD_WANTED (OS_UFFD_MOVE | OS_UFFD_THREAD_ID | OS_UFFD_POISON)
 
 static void instance_free(struct uswap *u)
 {

@@ -82,6 +82,7 @@ static const struct {
 	{ OS_UFFD_UNMAP, UFFD_FEATURE_EVENT_UNMAP },
 	{ OS_UFFD_THREAD_ID, UFFD_FEATURE_THREAD_ID },
 	{ OS_UFFD_WP_ASYNC, UFFD_FEATURE_WP_ASYNC },
+	{ OS_UFFD_POISON, UFFD_FEATURE_POISON },
 };
 
 static int uffd_open_fd(void)

@@ -40,6 +40,7 @@ int os_mem_discard(void *addr, size_t len);
 #define OS_UFFD_UNMAP   0x20u /* munmap events */
 #define OS_UFFD_THREAD_ID 0x40u /* faulting thread id in fault messages */
 #define OS_UFFD_WP_ASYNC 0x80u
+#define OS_UFFD_POISON  0x100u /* UFFDIO_POISON */
 
 /*
  * Open a userfaultfd (O_CLOEXEC | O_NONBLOCK, user-mode faults only when

@@ -6,18 +6,20 @@
  * Size classes.  An object of len bytes goes to the smallest class that
  * holds it.  Up to 256 B the classes are 16 B apart (16, 32, ... 256); above,
  * every power of two is split into 16 equal steps (272, 288, ... 512, 544,
- * ... 1 KiB, 1088, ...), up to RAMSTORE_CLASS_MAX = 128 KiB: 160 classes.
+ * ... 1 KiB, 1088, ...), up to 128 KiB: 160 classes.  (Above 1 KiB each class
+ * is 32 B short of these sizes, see RAMSTORE_SHAVE.)
  * An object just above a class boundary wastes at most one step, 1/17 of
  * its class (5.9%) and on average about half that; geometric spacing keeps
  * that bound at every size with few classes (a fixed 16-byte step would need
- * 8192 of them).  Objects above 128 KiB get their own mapping, rounded to
- * pages: at most 4 KiB on 128 KiB, 3.1%.
+ * 8192 of them).  Objects above 128 KiB - 32 B get their own mapping,
+ * rounded to pages: at most 4 KiB on 128 KiB, 3.1%.
  *
  * Blocks.  A class packs its objects into blocks ("zspages") of 1 to 64
  * pages from os_mem_map_aligned: the block header and a 4-byte back
- * reference per slot come first, then the slots.  The page count is the
- * smallest whose unusable tail is under 1/64 of the block, so the tail adds
- * little to the class waste.  Blocks are aligned to the power of two above
+ * reference per slot come first, then the slots.  A block holds at least 4
+ * objects (2 from 64 KiB up), so that a put maps memory only now and then,
+ * and its page count is the smallest whose unusable tail is under 1/64 of
+ * the block, so the tail adds little to the class waste.  Blocks are aligned to the power of two above
  * their size, so an object's block is found by masking its address.
  *
  * Handles.  A handle names an entry of the handle table, which points at
@@ -75,7 +77,14 @@
 #define RAMSTORE_SMALL_STEP 16u   /* class spacing up to RAMSTORE_SMALL_MAX */
 #define RAMSTORE_SMALL_MAX 256u
 #define RAMSTORE_STEPS_SHIFT 4u   /* 16 classes per power of two above it */
-#define RAMSTORE_CLASS_MAX (128u << 10)
+/* Above 1 KiB (steps of 64 B or more) the classes are 32 B short of their
+ * nominal size, so that a block of whole pages holding n objects whose
+ * nominal size is a page multiple also has room for the header and back
+ * references: without it, 4 KiB, 16 KiB, 64 KiB... objects left most of a
+ * page unused per block. */
+#define RAMSTORE_SHAVE_FROM 1024u
+#define RAMSTORE_SHAVE 32u
+#define RAMSTORE_CLASS_MAX ((128u << 10) - RAMSTORE_SHAVE)
 #define RAMSTORE_NSMALL (RAMSTORE_SMALL_MAX / RAMSTORE_SMALL_STEP)
 /* 256 B .. 128 KiB is 9 powers of two. */
 #define RAMSTORE_NCLASSES (RAMSTORE_NSMALL + (9u << RAMSTORE_STEPS_SHIFT))
@@ -85,6 +94,7 @@
 #define RAMSTORE_OBJ_MAX ((1u << RAMSTORE_LEN_BITS) - 1)
 
 #define RAMSTORE_BLOCK_MAX_PAGES 64u
+#define RAMSTORE_BLOCK_MIN_SLOTS 4u /* or what the largest block holds */
 #define RAMSTORE_TAIL_DIV 64u  /* acceptable block tail: 1/64 of the block */
 #define RAMSTORE_GROUPS 8u     /* fullness lists of partial blocks; then full */
 #define RAMSTORE_FULL RAMSTORE_GROUPS
@@ -214,7 +224,7 @@ static inline uint64_t ramstore_load(const uint64_t *v)
 
 /* ---- size classes ---- */
 
-static uint32_t ramstore_class_size(unsigned c)
+static uint32_t ramstore_class_nominal(unsigned c)
 {
 	unsigned k, i;
 
@@ -225,17 +235,30 @@ static uint32_t ramstore_class_size(unsigned c)
 	return (1u << k) + (i << (k - RAMSTORE_STEPS_SHIFT));
 }
 
-/* The class of an object of len <= RAMSTORE_CLASS_MAX bytes. */
-static unsigned ramstore_class_of(size_t len)
+static uint32_t ramstore_class_size(unsigned c)
+{
+	uint32_t nominal = ramstore_class_nominal(c);
+
+	return nominal > RAMSTORE_SHAVE_FROM ? nominal - RAMSTORE_SHAVE : nominal;
+}
+
+/* The class of nominal size n or the next above. */
+static unsigned ramstore_class_of_nominal(size_t n)
 {
 	unsigned k;
 
-	if (len <= RAMSTORE_SMALL_MAX)
-		return len ? (unsigned)(len - 1) / RAMSTORE_SMALL_STEP : 0;
-	/* len in (2^k, 2^(k+1)]: the step is 2^k / 16 */
-	k = 63 - (unsigned)__builtin_clzll(len - 1);
+	if (n <= RAMSTORE_SMALL_MAX)
+		return n ? (unsigned)(n - 1) / RAMSTORE_SMALL_STEP : 0;
+	/* n in (2^k, 2^(k+1)]: the step is 2^k / 16 */
+	k = 63 - (unsigned)__builtin_clzll(n - 1);
 	return RAMSTORE_NSMALL + ((k - 8) << RAMSTORE_STEPS_SHIFT) +
-	       (unsigned)((len - 1 - ((size_t)1 << k)) >> (k - RAMSTORE_STEPS_SHIFT));
+	       (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - RAMSTORE_STEPS_SHIFT));
+}
+
+/* The class of an object of len <= RAMSTORE_CLASS_MAX bytes. */
+static unsigned ramstore_class_of(size_t len)
+{
+	return ramstore_class_of_nominal(len > RAMSTORE_SHAVE_FROM ? len + RAMSTORE_SHAVE : len);
 }
 
 static uint32_t ramstore_align16(uint32_t v)
@@ -258,16 +281,20 @@ static uint32_t ramstore_block_slots(uint32_t bytes, uint32_t size, uint32_t *da
 static void ramstore_class_init(struct ramstore_class *cls, unsigned c)
 {
 	uint32_t size = ramstore_class_size(c);
-	uint32_t best = 0, best_tail = 0, off;
+	uint32_t best = 0, best_tail = 0, off, want;
 
-	/* The fewest pages whose tail is under 1/64 of the block; failing
-	 * that, the smallest tail fraction. */
+	/* At least a few objects per block, so that a put maps a block only
+	 * now and then; then the fewest pages whose tail is under 1/64 of the
+	 * block; failing that, the smallest tail fraction. */
+	want = ramstore_block_slots(RAMSTORE_BLOCK_MAX_PAGES * OS_PAGE_SIZE, size, &off);
+	if (want > RAMSTORE_BLOCK_MIN_SLOTS)
+		want = RAMSTORE_BLOCK_MIN_SLOTS;
 	for (uint32_t p = 1; p <= RAMSTORE_BLOCK_MAX_PAGES; p++) {
 		uint32_t bytes = p * OS_PAGE_SIZE;
 		uint32_t n = ramstore_block_slots(bytes, size, &off);
 		uint32_t tail = bytes - off - n * size;
 
-		if (!n)
+		if (n < want)
 			continue;
 		if (!best || (uint64_t)tail * best < (uint64_t)best_tail * bytes) {
 			best = bytes;

@@ -31,15 +31,20 @@ static unsigned steps_scale(void)
 	return v ? (unsigned)v : 1;
 }
 
-/* Orders weighted toward 0 and 4, as folios of a default setup are. */
-static unsigned pick_order(struct rng *r)
+/*
+ * Orders weighted toward 0 and 4, as folios of a default setup are: @p0
+ * percent order 0, 30 percent order 4, the rest spread over the others.
+ * Few order-0 runs leave order 0 no cluster of its own, so it falls back
+ * to split runs.
+ */
+static unsigned pick_order(struct rng *r, unsigned p0)
 {
 	static const unsigned rest[] = {1, 2, 3, 5, 6, 7, 8, 9};
 	uint64_t x = rng_below(r, 100);
 
-	if (x < 35)
+	if (x < p0)
 		return 0;
-	if (x < 65)
+	if (x < p0 + 30)
 		return 4;
 	return rest[rng_below(r, 8)];
 }
@@ -314,13 +319,13 @@ static void op_put_range(struct slotmap *sm, struct model *m, uint32_t id, uint3
 			op_put_slot(sm, m, first + i);
 }
 
-static void random_step(struct slotmap *sm, struct model *m, struct rng *r)
+static void random_step(struct slotmap *sm, struct model *m, struct rng *r, unsigned p0)
 {
 	uint64_t x = rng_below(r, 100);
 	uint32_t id, s, n;
 
 	if (x < 40 || m->nlive == 0) {
-		op_alloc(sm, m, pick_order(r));
+		op_alloc(sm, m, pick_order(r, p0));
 		return;
 	}
 	id = model_pick_run(m, r);
@@ -351,7 +356,7 @@ static void random_step(struct slotmap *sm, struct model *m, struct rng *r)
 	}
 }
 
-static void run_random(uint32_t max, unsigned steps, uint64_t seed)
+static void run_random(uint32_t max, unsigned p0, unsigned steps, uint64_t seed)
 {
 	struct slotmap *sm;
 	struct model m;
@@ -362,7 +367,7 @@ static void run_random(uint32_t max, unsigned steps, uint64_t seed)
 	model_init(&m, max);
 	assert_int_equal(slotmap_create(max, &sm), 0);
 	for (unsigned i = 0; i < steps; i++) {
-		random_step(sm, &m, &r);
+		random_step(sm, &m, &r, p0);
 		model_compare(sm, &m);
 	}
 	/* everything back, and the map must be empty */
@@ -373,8 +378,8 @@ static void run_random(uint32_t max, unsigned steps, uint64_t seed)
 	assert_int_equal(st.slots_used, 0);
 	assert_int_equal(st.runs, 0);
 	assert_int_equal(st.clusters, 0);
-	fprintf(stderr, "# %u slots, %u steps: %u runs, %llu order-0 fallbacks, fails",
-		max, steps, m.nruns, (unsigned long long)st.frag_allocs);
+	fprintf(stderr, "# %u slots, %u%% order 0, %u steps: %u runs, %llu order-0 fallbacks, fails",
+		max, p0, steps, m.nruns, (unsigned long long)st.frag_allocs);
 	for (unsigned k = 0; k < NORDERS; k++)
 		fprintf(stderr, " %llu", (unsigned long long)st.alloc_fail[k]);
 	fputc('\n', stderr);
@@ -385,13 +390,20 @@ static void run_random(uint32_t max, unsigned steps, uint64_t seed)
 static void test_random_small(void **state)
 {
 	(void)state;
-	run_random(8 * SLOT_CLUSTER, 20000 * steps_scale(), 0x5107aa01);
+	run_random(8 * SLOT_CLUSTER, 35, 12000 * steps_scale(), 0x5107aa01);
 }
 
 static void test_random_large(void **state)
 {
 	(void)state;
-	run_random(32 * SLOT_CLUSTER, 4000 * steps_scale(), 0x5107aa02);
+	run_random(32 * SLOT_CLUSTER, 35, 3000 * steps_scale(), 0x5107aa02);
+}
+
+/* Order 0 rare, so that it mostly lives in split runs of other orders. */
+static void test_random_fallback(void **state)
+{
+	(void)state;
+	run_random(4 * SLOT_CLUSTER, 3, 12000 * steps_scale(), 0x5107aa03);
 }
 
 /* ---- directed tests ---- */
@@ -436,11 +448,14 @@ static void test_handle_once(void **state)
 	/* the child unmaps half of the folio, the parent swaps all of it in */
 	for (unsigned i = 0; i < 8; i++)
 		assert_int_equal(slot_put(sm, (slot_t){first.v + i}, &freed), 0);
-	for (unsigned i = 0; i < 15; i++)
+	for (unsigned i = 0; i < 16; i++)
 		assert_int_equal(slot_put(sm, (slot_t){first.v + i}, &freed), 0);
 	assert_int_equal(slotmap_check(sm), 0);
-	/* the run stays while slot 15 (count 2) is referenced */
-	assert_int_equal(slot_put(sm, (slot_t){first.v + 15}, &freed), 0);
+	/* the run stays while the child's other half is referenced */
+	for (unsigned i = 8; i < 15; i++)
+		assert_int_equal(slot_put(sm, (slot_t){first.v + i}, &freed), 0);
+	assert_int_equal(slot_count(sm, first), 0);
+	assert_int_equal(slot_count(sm, (slot_t){first.v + 15}), 1);
 	freed.v = 0;
 	assert_int_equal(slot_put(sm, (slot_t){first.v + 15}, &freed), 1);
 	assert_int_equal(freed.v, h.v);
@@ -735,7 +750,7 @@ static void *owner_main(void *arg)
 			struct own_run *o = &runs[nlive];
 			int ret;
 
-			o->order = pick_order(&r);
+			o->order = pick_order(&r, w->n % 2 ? 10 : 2);
 			o->h.v = atomic_fetch_add(&c->next_id, 1);
 			ret = slot_alloc(c->sm, o->order, o->h, &o->first);
 			if (ret == -ENOSPC && o->order) { /* what the swap-out does */
@@ -833,7 +848,8 @@ static void test_concurrent(void **state)
 	/* small enough that owners run out and fall back to order 0 */
 	assert_int_equal(slotmap_create(16 * SLOT_CLUSTER, &c.sm), 0);
 	for (unsigned k = 0; k < SHARED_RUNS; k++) {
-		c.shared[k].order = k % 5;
+		/* no order 0: order 0 should have to fall back at times */
+		c.shared[k].order = 1 + k % 5;
 		c.shared[k].h.v = k + 1;
 		assert_int_equal(slot_alloc(c.sm, c.shared[k].order, c.shared[k].h,
 					    &c.shared[k].first), 0);
@@ -888,6 +904,7 @@ int main(void)
 		cmocka_unit_test(test_fork_hooks),
 		cmocka_unit_test(test_random_small),
 		cmocka_unit_test(test_random_large),
+		cmocka_unit_test(test_random_fallback),
 		cmocka_unit_test(test_concurrent),
 	};
 
