@@ -234,8 +234,7 @@ API int uswap_unmap(uswap_t *u, void *addr, size_t len)
 	}
 	regions_remove(&u->regions, r);
 	pthread_mutex_lock(&u->clock_lock);
-	u->hand_region = 0;
-	u->hand_folio = 0;
+	clock_reset(&u->hand);
 	pthread_mutex_unlock(&u->clock_lock);
 	regions_write_unlock(&u->regions);
 	region_free(u, r);

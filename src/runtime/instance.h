@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "codec/codec.h"
+#include "core/clock.h"
 #include "core/pagetable.h"
 #include "core/slotmap.h"
 #include "store/store.h"
@@ -90,8 +91,7 @@ struct uswap {
 
 	/* the reclaim clock */
 	pthread_mutex_t clock_lock;
-	size_t hand_region;
-	uint32_t hand_folio;
+	struct clock_hand hand;
 
 	struct worker *workers;
 	unsigned nworkers;

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "core/clock.h"
 #include "os/os.h"
 
 void budget_uncharge(struct uswap *u, uint64_t folios)
@@ -27,63 +28,24 @@ void budget_uncharge(struct uswap *u, uint64_t folios)
 	__atomic_fetch_sub(&u->resident_folios, folios, __ATOMIC_RELAXED);
 }
 
-/* The next folio the clock hand points at; advances the hand.  Caller
- * holds clock_lock and a region shard. */
-static bool clock_next(struct uswap *u, struct region **r, uint32_t *f)
+static struct pagetable *region_table_at(void *arg, size_t i)
 {
-	struct region_table *t = &u->regions;
+	struct uswap *u = arg;
 
-	if (t->n == 0)
-		return false;
-	if (u->hand_region >= t->n)
-		u->hand_region = 0, u->hand_folio = 0;
-	*r = t->v[u->hand_region];
-	if (u->hand_folio >= (*r)->pt.nfolios) {
-		u->hand_region = (u->hand_region + 1) % t->n;
-		u->hand_folio = 0;
-		*r = t->v[u->hand_region];
-	}
-	*f = u->hand_folio++;
-	return *f < (*r)->pt.nfolios;
+	return &u->regions.v[i]->pt;
 }
 
-/* Pick and lock a victim: resident, not pinned, not busy, not referenced
- * since the hand last passed. */
-static bool clock_pick(struct uswap *u, struct region **rp, uint32_t *fp)
+/* Pick and lock a victim with the clock (core/clock.c). */
+static bool victim_pick(struct uswap *u, struct region **rp, uint32_t *fp)
 {
-	uint64_t total = 0, scanned;
-	size_t i;
-	bool found = false;
+	size_t t;
+	bool found;
 
 	pthread_mutex_lock(&u->clock_lock);
-	for (i = 0; i < u->regions.n; i++)
-		total += u->regions.v[i]->pt.nfolios;
-	/* two full turns: the first may only clear REFERENCED bits */
-	for (scanned = 0; scanned < 2 * total + 2 && !found; scanned++) {
-		struct region *r;
-		uint32_t f, w;
-
-		if (!clock_next(u, &r, &f))
-			continue;
-		w = folio_word_load(&r->pt, f);
-		if (folio_state_of(w) != FOLIO_RESIDENT ||
-		    (w & (FOLIO_LOCKED | FOLIO_PINNED | FOLIO_BUSY)))
-			continue;
-		if (w & FOLIO_REFERENCED) {
-			folio_flags_clear(&r->pt, f, FOLIO_REFERENCED);
-			continue;
-		}
-		if (folio_trylock(&r->pt, f, &w)) {
-			if (folio_state_of(w) == FOLIO_RESIDENT && !(w & FOLIO_PINNED)) {
-				*rp = r;
-				*fp = f;
-				found = true;
-			} else {
-				folio_unlock_wake(r, f, folio_state_of(w), 0, 0);
-			}
-		}
-	}
+	found = clock_pick(&u->hand, region_table_at, u, u->regions.n, &t, fp);
 	pthread_mutex_unlock(&u->clock_lock);
+	if (found)
+		*rp = u->regions.v[t];
 	return found;
 }
 
@@ -97,7 +59,7 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
 		uint32_t f;
 		int rc;
 
-		if (!clock_pick(u, &r, &f))
+		if (!victim_pick(u, &r, &f))
 			return -EAGAIN;
 		rc = folio_evict(u, c, r, f);
 		if (rc == 0) {

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+#include "clock.h"
+
+void clock_reset(struct clock_hand *h)
+{
+	h->table = 0;
+	h->folio = 0;
+}
+
+/* Advance the hand to the next folio; @return false when there is none. */
+static bool clock_advance(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t n,
+			  struct pagetable **pt, uint32_t *f)
+{
+	size_t tries;
+
+	if (n == 0)
+		return false;
+	for (tries = 0; tries <= n; tries++) {
+		if (h->table >= n)
+			clock_reset(h);
+		*pt = table_at(arg, h->table);
+		if (h->folio < (*pt)->nfolios) {
+			*f = h->folio++;
+			return true;
+		}
+		h->table++;
+		h->folio = 0;
+	}
+	return false;
+}
+
+bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t n,
+		size_t *table, uint32_t *folio)
+{
+	uint64_t total = 0, scanned;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		total += table_at(arg, i)->nfolios;
+	/* two full turns: the first may only clear REFERENCED bits */
+	for (scanned = 0; scanned < 2 * total; scanned++) {
+		struct pagetable *pt;
+		uint32_t f, w;
+		size_t t;
+
+		if (!clock_advance(h, table_at, arg, n, &pt, &f))
+			return false;
+		t = h->table;
+		w = folio_word_load(pt, f);
+		if (folio_state_of(w) != FOLIO_RESIDENT ||
+		    (w & (FOLIO_LOCKED | FOLIO_PINNED | FOLIO_BUSY)))
+			continue;
+		if (w & FOLIO_REFERENCED) {
+			folio_flags_clear(pt, f, FOLIO_REFERENCED);
+			continue;
+		}
+		if (!folio_trylock(pt, f, &w))
+			continue;
+		if (folio_state_of(w) == FOLIO_RESIDENT && !(w & (FOLIO_PINNED | FOLIO_REFERENCED))) {
+			*table = t;
+			*folio = f;
+			return true;
+		}
+		/* it changed between the look and the lock: leave it as it is */
+		folio_unlock(pt, f, folio_state_of(w), 0, 0);
+	}
+	return false;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The reclaim clock: which folio to evict next.
+ *
+ * A hand sweeps over the folios of all regions in order.  A fault sets a
+ * folio's REFERENCED bit; the hand clears it once ("second chance") and
+ * picks the folio when it finds it resident, unreferenced, unpinned, not
+ * busy and not locked.  Pure logic: the caller holds whatever keeps the
+ * table list stable, and serialises calls on one hand.
+ */
+#ifndef USWAP_CLOCK_H
+#define USWAP_CLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pagetable.h"
+
+struct clock_hand {
+	size_t table;   /* index of the table the hand is in */
+	uint32_t folio; /* next folio it looks at */
+};
+
+/* The i-th of n page tables (the regions, in address order). */
+typedef struct pagetable *(*clock_table_fn)(void *arg, size_t i);
+
+/*
+ * Sweep at most two turns over n tables and lock a victim.
+ * @return true with *table, *folio set and the folio LOCKED (state
+ *         RESIDENT, not PINNED); false when none qualifies.
+ */
+bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t n,
+		size_t *table, uint32_t *folio);
+
+/* Tables were inserted or removed: restart the sweep. */
+void clock_reset(struct clock_hand *h);
+
+#endif
