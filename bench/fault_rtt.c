@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -308,11 +309,14 @@ static int resolve(int uffd, int op, unsigned long addr, bool dontwake)
 /* ------------------------------------------------------------------ */
 /* handler threads */
 
-enum hkind { H_BLOCK, H_SPIN, H_HYBRID };
+/* H_EPOLLX: each handler waits in its own epoll set, where the uffd is
+ * added with EPOLLEXCLUSIVE: a fault wakes one idle handler only, the
+ * first registered one, whatever its CPU. */
+enum hkind { H_BLOCK, H_SPIN, H_HYBRID, H_EPOLLX };
 
 struct handler {
 	pthread_t tid;
-	int uffd, stopfd, cpu, op;
+	int uffd, stopfd, cpu, op, epfd;
 	enum hkind kind;
 	long spin_ns;
 	atomic_bool *stop;
@@ -339,7 +343,24 @@ static void *handler_main(void *arg)
 	while (!atomic_load_explicit(h->stop, memory_order_relaxed)) {
 		ssize_t n;
 
-		if (h->kind == H_BLOCK || (h->kind == H_HYBRID && now_ns() - last >= h->spin_ns)) {
+		if (h->kind == H_EPOLLX) {
+			struct epoll_event ev[2];
+			int k, stop = 0;
+
+			h->polls++;
+			k = epoll_wait(h->epfd, ev, 2, -1);
+			if (k < 0) {
+				if (errno == EINTR)
+					continue;
+				die("epoll_wait");
+			}
+			for (int j = 0; j < k; j++)
+				if (ev[j].data.fd == h->stopfd)
+					stop = 1;
+			if (stop)
+				break;
+		} else if (h->kind == H_BLOCK ||
+			   (h->kind == H_HYBRID && now_ns() - last >= h->spin_ns)) {
 			struct pollfd p[2] = {{.fd = h->uffd, .events = POLLIN},
 					      {.fd = h->stopfd, .events = POLLIN}};
 			h->polls++;
@@ -357,7 +378,7 @@ static void *handler_main(void *arg)
 			if (n < 0 && errno != EAGAIN)
 				die("read uffd");
 			h->eagain++;
-			if (h->kind != H_BLOCK)
+			if (h->kind == H_SPIN || h->kind == H_HYBRID)
 				cpu_relax();
 			continue;
 		}
@@ -409,6 +430,17 @@ static void hset_start(struct hset *s, int n, const int *cpus, enum hkind kind, 
 		h->kind = kind;
 		h->spin_ns = g_spin_ns;
 		h->stop = &s->stop;
+		h->epfd = -1;
+		if (kind == H_EPOLLX) { /* registered in order: handler 0 first */
+			struct epoll_event eu = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+						 .data.fd = g_uffd};
+			struct epoll_event es = {.events = EPOLLIN, .data.fd = s->stopfd};
+
+			h->epfd = epoll_create1(EPOLL_CLOEXEC);
+			if (h->epfd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, g_uffd, &eu) != 0 ||
+			    epoll_ctl(h->epfd, EPOLL_CTL_ADD, s->stopfd, &es) != 0)
+				die("epoll");
+		}
 		atomic_init(&h->ready, 0);
 		if (pthread_create(&h->tid, NULL, handler_main, h) != 0)
 			die("pthread_create handler");
@@ -426,8 +458,11 @@ static void hset_stop(struct hset *s)
 	atomic_store(&s->stop, true);
 	if (write(s->stopfd, &one, sizeof one) != (ssize_t)sizeof one)
 		die("eventfd write");
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->n; i++) {
 		pthread_join(s->h[i].tid, NULL);
+		if (s->h[i].epfd >= 0)
+			close(s->h[i].epfd);
+	}
 	close(s->stopfd);
 }
 
@@ -490,6 +525,7 @@ struct cfg {
 	int wcpu[2];
 	long gap_ns;
 	int nfaults;
+	bool filler; /* a SCHED_IDLE busy thread keeps wcpu[0] out of idle */
 };
 
 struct result {
@@ -499,12 +535,14 @@ struct result {
 	long hcpu_ns[MAXCPU];
 	unsigned long bad, faults;
 	long busy_ns; /* sum of the runs' wall times */
+	int runs_cut; /* != 0: stopped after this many runs (3 s per setup) */
 };
 
 /* A busy thread on another CPU that counts loop iterations. */
 struct victim {
 	pthread_t tid;
 	int cpu;
+	bool sched_idle;
 	atomic_ulong count;
 	atomic_bool stop;
 };
@@ -515,6 +553,12 @@ static void *victim_main(void *arg)
 	unsigned long c = 0;
 
 	pin_self(v->cpu);
+	if (v->sched_idle) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+			die("SCHED_IDLE");
+	}
 	while (!atomic_load_explicit(&v->stop, memory_order_relaxed))
 		atomic_store_explicit(&v->count, ++c, memory_order_relaxed);
 	return NULL;
@@ -568,12 +612,24 @@ static void run_cfg(const struct cfg *c, struct result *res, struct victim *vic,
 	long wall[64];
 	char *base = c->nh ? g_region : g_region_sb;
 
+	struct victim filler;
+	long t_cfg = now_ns();
+
 	if (n > REGION / len)
 		n = REGION / len;
+	n = n / (size_t)c->nw * (size_t)c->nw;
 	all = calloc((size_t)runs * n, sizeof *all);
 	if (!all)
 		die("calloc");
 	memset(res, 0, sizeof *res);
+
+	if (c->filler) {
+		memset(&filler, 0, sizeof filler);
+		filler.cpu = c->wcpu[0];
+		filler.sched_idle = true;
+		if (pthread_create(&filler.tid, NULL, victim_main, &filler) != 0)
+			die("pthread_create filler");
+	}
 	if (c->nh)
 		hset_start(&hs, c->nh, c->hcpu, c->hkind, c->op);
 	else
@@ -623,13 +679,21 @@ static void run_cfg(const struct cfg *c, struct result *res, struct victim *vic,
 			*vic_ns += now_ns() - vt0;
 		}
 		pthread_barrier_destroy(&bar);
-		n = n / (size_t)c->nw * (size_t)c->nw;
 		for (size_t i = 0; i < n; i++)
 			sum += all[(size_t)r * n + i];
 		means[r] = sum / (double)n / 1000.0;
 		wall[r] = t_end - t_start;
 		res->busy_ns += wall[r];
 		res->faults += n;
+		/* Bound the total time when the host makes things pathological. */
+		if (r >= 2 && now_ns() - t_cfg > 3000000000L) {
+			res->runs_cut = r + 1;
+			runs = r + 1;
+		}
+	}
+	if (c->filler) {
+		atomic_store(&filler.stop, true);
+		pthread_join(filler.tid, NULL);
 	}
 	if (c->nh) {
 		hset_stop(&hs);
@@ -674,7 +738,7 @@ static void print_row(const struct cfg *c, const struct result *r)
 {
 	char note[128] = "";
 
-	if (c->nh && c->hkind == H_BLOCK) {
+	if (c->nh && (c->hkind == H_BLOCK || c->hkind == H_EPOLLX)) {
 		unsigned long srv = 0, same = 0, sleeps = 0, eagain = 0;
 
 		for (int i = 0; i < c->nh; i++) {
@@ -691,6 +755,12 @@ static void print_row(const struct cfg *c, const struct result *r)
 	} else if (c->hkind == H_HYBRID && c->nh) {
 		snprintf(note, sizeof note, "blocked in poll() per fault %.2f",
 			 (double)r->polls[0] / (double)(r->served[0] ? r->served[0] : 1));
+	}
+	if (r->runs_cut) {
+		size_t l = strlen(note);
+
+		snprintf(note + l, sizeof note - l, "%sonly %d runs (3 s)", l ? ", " : "",
+			 r->runs_cut);
 	}
 	printf("%-5s %-44s %-7s %-3s %7.2f %7.2f %7.2f %7.2f %7.2f %5.2f %7.2f  %s\n", c->mode,
 	       c->desc, op_name[c->op], c->rnd ? "rnd" : "seq", r->med, r->min, r->max, r->p50,
@@ -1042,6 +1112,20 @@ static void run_table(struct cfg c, bool summary)
 		}
 }
 
+/* Other work on the machine skews everything: say how busy it was. */
+static void print_load(const char *when)
+{
+	char buf[128] = "?";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (!fgets(buf, sizeof buf, f))
+			strcpy(buf, "?\n");
+		fclose(f);
+	}
+	printf("load average %s: %s", when, buf);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: fault_rtt [-n faults_per_run] [-r runs] [-s hybrid_spin_us]\n");
@@ -1102,6 +1186,7 @@ int main(int argc, char **argv)
 	printf("times in us per fault: med/min/max of the per-run mean latency, p50/p99 of all "
 	       "faults,\nwall = run time / faults (median run; includes gaps; with 2 faulting "
 	       "threads it is 1/throughput)\n\n");
+	print_load("at start");
 	print_header();
 
 	/* A: one blocking handler, nothing pinned. */
@@ -1145,13 +1230,13 @@ int main(int argc, char **argv)
 		/* D: spinning handler on the other CPU. */
 		c = (struct cfg){.mode = "D", .desc = "spinning handler on the other CPU", .nh = 1,
 				 .hcpu = {cpu1}, .hkind = H_SPIN, .nw = 1, .wcpu = {cpu0},
-				 .nfaults = g_nfaults};
+				 .nfaults = g_nfaults / 2};
 		run_table(c, true);
 
 		/* E: spin-then-block on the other CPU. */
 		c = (struct cfg){.mode = "E", .desc = "spin-then-block handler on the other CPU",
 				 .nh = 1, .hcpu = {cpu1}, .hkind = H_HYBRID, .nw = 1,
-				 .wcpu = {cpu0}, .nfaults = g_nfaults};
+				 .wcpu = {cpu0}, .nfaults = g_nfaults / 2};
 		run_table(c, true);
 	}
 
@@ -1165,7 +1250,7 @@ int main(int argc, char **argv)
 	       "latency):\n");
 	print_header();
 	{
-		struct cfg gc[8];
+		struct cfg gc[10];
 		int ng = 0;
 		long gap_s = 20000, gap_l = 4 * g_spin_ns;
 
@@ -1184,22 +1269,61 @@ int main(int argc, char **argv)
 			gc[ng++] = (struct cfg){.mode = "E", .nh = 1, .hcpu = {cpu1},
 						.hkind = H_HYBRID, .nw = 1, .wcpu = {cpu0},
 						.gap_ns = gap_l};
+			/* Diagnosis: is it the faulting vCPU's trip through idle? */
+			gc[ng++] = (struct cfg){.mode = "D", .nh = 1, .hcpu = {cpu1},
+						.hkind = H_SPIN, .nw = 1, .wcpu = {cpu0},
+						.filler = true};
+			gc[ng++] = (struct cfg){.mode = "D", .nh = 1, .hcpu = {cpu1},
+						.hkind = H_SPIN, .nw = 1, .wcpu = {cpu0},
+						.gap_ns = gap_l, .filler = true};
+			gc[ng] = (struct cfg){.mode = "A", .nh = 1, .hcpu = {-1}, .hkind = H_BLOCK,
+					      .nw = 1, .wcpu = {-1}, .gap_ns = gap_l};
+			ng++;
 		}
 		for (int i = 0; i < ng; i++) {
 			struct result r;
-			static char desc[8][64];
+			static char desc[10][96];
 
-			snprintf(desc[i], sizeof desc[i], "gap %ld us%s", gc[i].gap_ns / 1000,
+			snprintf(desc[i], sizeof desc[i], "gap %ld us%s%s", gc[i].gap_ns / 1000,
 				 gc[i].hkind == H_HYBRID ? (gc[i].gap_ns < g_spin_ns
 								    ? " (< spin window)"
 								    : " (> spin window)")
-							 : "");
+							 : "",
+				 gc[i].filler ? ", SCHED_IDLE filler on fault CPU" : "");
 			gc[i].desc = desc[i];
 			gc[i].op = OP_COPY4K;
 			gc[i].rnd = true;
-			gc[i].nfaults = g_nfaults / 2;
+			gc[i].nfaults = gc[i].hkind == H_BLOCK ? g_nfaults / 2 : g_nfaults / 4;
 			run_cfg(&gc[i], &r, NULL, NULL, NULL);
 			print_row(&gc[i], &r);
+		}
+	}
+
+	/* An alternative to mode C's wake-all: EPOLLEXCLUSIVE wakes one idle
+	 * handler, but always the first registered one (on cpu0). */
+	if (g_ncpu > 1) {
+		struct cfg xc[4];
+		static const char *const xd[4] = {
+			"EPOLLEXCLUSIVE/handler, fault thr on CPU0",
+			"EPOLLEXCLUSIVE/handler, fault thr on CPU1",
+			"EPOLLEXCLUSIVE/handler, fault thr unpinned",
+			"EPOLLEXCLUSIVE/handler, 2 fault thr unpinned"};
+
+		printf("\none handler per CPU, each in its own epoll set with the uffd added "
+		       "EPOLLEXCLUSIVE\n(handler 0 on CPU %d registered first):\n",
+		       cpu0);
+		print_header();
+		for (int i = 0; i < 4; i++) {
+			struct result r;
+
+			xc[i] = (struct cfg){.mode = "Cx", .desc = xd[i], .op = OP_COPY4K,
+					     .rnd = true, .nh = g_ncpu, .hkind = H_EPOLLX,
+					     .nw = i == 3 ? 2 : 1,
+					     .wcpu = {i == 0 ? cpu0 : i == 1 ? cpu1 : -1, -1},
+					     .nfaults = g_nfaults};
+			memcpy(xc[i].hcpu, g_cpus, sizeof xc[i].hcpu);
+			run_cfg(&xc[i], &r, NULL, NULL, NULL);
+			print_row(&xc[i], &r);
 		}
 	}
 
@@ -1207,16 +1331,18 @@ int main(int argc, char **argv)
 	 * counts loop iterations while a thread pinned to cpu0 faults. */
 	if (g_ncpu > 1) {
 		struct victim v;
-		struct cfg vc[3] = {
+		struct cfg vc[4] = {
 			{.mode = "B+v", .desc = "B (1 handler, on the faulting CPU)", .nh = 1,
 			 .hcpu = {cpu0}},
 			{.mode = "C1p+v", .desc = "C1p (+1 handler on the busy CPU)", .nh = 2,
 			 .hcpu = {cpu0, cpu1}},
 			{.mode = "C3+v", .desc = "C1p with 3 handlers on the busy CPU", .nh = 4,
 			 .hcpu = {cpu0, cpu1, cpu1, cpu1}},
+			{.mode = "Cx+v", .desc = "Cx (EPOLLEXCLUSIVE), fault thr on CPU0", .nh = 2,
+			 .hcpu = {cpu0, cpu1}, .hkind = H_EPOLLX},
 		};
-		struct result vr[3];
-		double loss[3], rate0;
+		struct result vr[4];
+		double loss[4], rate0;
 		unsigned long cnt0;
 		long t0, ns0;
 
@@ -1236,13 +1362,12 @@ int main(int argc, char **argv)
 		       "iterations\n(faulting thread pinned to CPU %d, copy4k, random)\n",
 		       cpu1, cpu0);
 		print_header();
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < 4; i++) {
 			unsigned long cnt = 0;
 			long ns = 0;
 
 			vc[i].op = OP_COPY4K;
 			vc[i].rnd = true;
-			vc[i].hkind = H_BLOCK;
 			vc[i].nw = 1;
 			vc[i].wcpu[0] = cpu0;
 			vc[i].nfaults = g_nfaults;
@@ -1254,8 +1379,8 @@ int main(int argc, char **argv)
 		atomic_store(&v.stop, true);
 		pthread_join(v.tid, NULL);
 		unpin_self();
-		printf("busy thread lost per fault: B %.2f us, C1p %.2f us, C3 %.2f us\n", loss[0],
-		       loss[1], loss[2]);
+		printf("busy thread lost per fault: B %.2f us, C1p %.2f us, C3 %.2f us, Cx %.2f us\n",
+		       loss[0], loss[1], loss[2], loss[3]);
 		printf("=> one wasted wake costs the busy CPU %.2f us/fault; 3 of them %.2f "
 		       "us/fault\n",
 		       loss[1] - loss[0], loss[2] - loss[0]);
@@ -1354,6 +1479,7 @@ int main(int argc, char **argv)
 			printf(" %6.2f", g_summary[i][j]);
 		printf("\n");
 	}
-	printf("\ntotal time %.1f s\n", (double)(now_ns() - t_begin) / 1e9);
+	print_load("at end");
+	printf("total time %.1f s\n", (double)(now_ns() - t_begin) / 1e9);
 	return 0;
 }

@@ -84,6 +84,8 @@ int uswap_unmap(uswap_t *u, void *addr, size_t len);
 /*
  * Give advice about a range of managed memory.  The range is widened to
  * whole folios and must lie within one region.
+ * PAGEOUT skips pinned folios and pages the kernel will not move (pinned
+ * for I/O; counted as reclaim_fail_busy), as the kernel's MADV_PAGEOUT does.
  * @return 0; -EINVAL (unknown advice, range outside a region); -ENOSPC when
  *         PAGEOUT could not store everything (the rest stays resident);
  *         -ENOMEM when PIN or WILLNEED would exceed the budget.

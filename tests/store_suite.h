@@ -27,12 +27,12 @@
 
 struct store_suite {
 	const struct store_ops *ops;
-	const char *arg;    /* given to open */
-	size_t max_len;     /* largest object the tests put: at least 2 MiB + 4 KiB */
-	bool compacts;      /* compact() gives space back (moved counts) */
-	bool counts_bad;    /* usage() counts bad_get and bad_free */
-	unsigned threads;   /* for the concurrency test, 0 = 4 */
-	unsigned scale;     /* percent of the default operation counts, 0 = 100 */
+	const char *arg;  /* given to open */
+	size_t max_len;	  /* largest object the tests put: at least 2 MiB + 4 KiB */
+	bool compacts;	  /* compact() gives space back (moved counts) */
+	bool counts_bad;  /* usage() counts bad_get and bad_free */
+	unsigned threads; /* for the concurrency test, 0 = 4 */
+	unsigned scale;	  /* percent of the default operation counts, 0 = 100 */
 };
 
 /* ---- the reference model ---- */
@@ -148,16 +148,15 @@ static int suite_put(struct store *st, const struct store_ops *ops, struct suite
 		m->obj = o;
 		m->cap = cap;
 	}
-	m->obj[m->n++] = (struct suite_obj){ h, len, data };
+	m->obj[m->n++] = (struct suite_obj){h, len, data};
 	m->stored += len;
 	return 0;
 }
 
 /* @return 0 when object i reads back as stored. */
-static int suite_get(struct store *st, const struct store_ops *ops, struct suite_model *m,
-		     size_t i)
+static int suite_get(struct store *st, const struct store_ops *ops, struct suite_model *m, size_t i)
 {
-	struct suite_cmp c = { m->obj[i].data, m->obj[i].len };
+	struct suite_cmp c = {m->obj[i].data, m->obj[i].len};
 
 	return ops->get(st, m->obj[i].h, suite_visit_cmp, &c);
 }
@@ -239,7 +238,8 @@ static void suite_random_model(void **state)
 
 		/* keep the model within a few hundred objects */
 		if (p < 45 && m.n < 400) {
-			assert_int_equal(suite_put(st, ops, &m, &r, suite_size(&r, cfg->max_len)), 0);
+			assert_int_equal(suite_put(st, ops, &m, &r, suite_size(&r, cfg->max_len)),
+					 0);
 		} else if (p < 75 && m.n) {
 			size_t i = rng_below(&r, m.n);
 
@@ -273,10 +273,19 @@ static void suite_lengths(void **state)
 {
 	const struct store_suite *cfg = *state;
 	const struct store_ops *ops = cfg->ops;
-	static const size_t lens[] = { 0,     1,     15,     16,     17,     255,    256,
-				       257,   1023,  1024,   1025,   4095,   4096,   4097,
-				       16384, 65535, 65536,  65537,  131039, 131040, 131041,
-				       131072, 131073, 1 << 20, 2 << 20, (2 << 20) + 4096 };
+	static const size_t lens[] = {0,       1,
+				      15,      16,
+				      17,      255,
+				      256,     257,
+				      1023,    1024,
+				      1025,    4095,
+				      4096,    4097,
+				      16384,   65535,
+				      65536,   65537,
+				      131039,  131040,
+				      131041,  131072,
+				      131073,  1 << 20,
+				      2 << 20, (2 << 20) + 4096};
 	struct suite_model m;
 	struct store *st;
 	struct rng r;
@@ -348,8 +357,9 @@ static void suite_limit(void **state)
 		assert_true(u.fail_nospc >= 1);
 
 	/* more than the whole limit can never fit */
-	assert_int_equal(suite_put(st, ops, &m, &r, limit + 1 < cfg->max_len ? limit + 1 : cfg->max_len),
-			 -ENOSPC);
+	assert_int_equal(
+		suite_put(st, ops, &m, &r, limit + 1 < cfg->max_len ? limit + 1 : cfg->max_len),
+		-ENOSPC);
 
 	/* half the objects freed: the failed put fits now */
 	for (size_t n = m.n / 2; n; n--)
@@ -357,6 +367,44 @@ static void suite_limit(void **state)
 	assert_int_equal(suite_put(st, ops, &m, &r, failed_len), 0);
 	ops->usage(st, &u);
 	assert_true(u.pool_bytes <= limit);
+	suite_assert_usage(st, ops, &m);
+	assert_int_equal(suite_verify_all(st, ops, &m), -1);
+	suite_assert_check(st, ops);
+	ops->close(st);
+	suite_model_fini(&m);
+}
+
+/* At the limit, space freed in scattered holes serves a put of another
+ * size: put compacts before it gives up with -ENOSPC. */
+static void suite_limit_compacts(void **state)
+{
+	const struct store_suite *cfg = *state;
+	const struct store_ops *ops = cfg->ops;
+	const size_t limit = 4 << 20;
+	struct store_usage before, after;
+	struct suite_model m;
+	struct store *st;
+	struct rng r;
+	size_t n;
+
+	if (!cfg->compacts)
+		skip();
+	rng_seed(&r, 0x1c0ull);
+	suite_model_init(&m);
+	st = suite_open(cfg, limit);
+	while (suite_put(st, ops, &m, &r, 1000) == 0)
+		;
+	/* every fifth object, in put order: blocks keep about 80% each, so
+	 * none empties and none is sparse enough to compact by itself */
+	n = m.n;
+	for (size_t i = n - n % 5; i > 0; i -= 5)
+		suite_free(st, ops, &m, i - 1);
+	ops->usage(st, &before);
+	assert_int_equal(suite_put(st, ops, &m, &r, 20000), 0);
+	ops->usage(st, &after);
+	assert_true(after.compactions > before.compactions);
+	assert_true(after.moved > before.moved);
+	assert_true(after.pool_bytes <= limit);
 	suite_assert_usage(st, ops, &m);
 	assert_int_equal(suite_verify_all(st, ops, &m), -1);
 	suite_assert_check(st, ops);
@@ -439,7 +487,7 @@ static void suite_bad_handles(void **state)
 	rng_seed(&r, 0xbadull);
 	suite_model_init(&m);
 	st = suite_open(cfg, 0);
-	assert_int_equal(ops->get(st, (store_handle_t){ 0 }, suite_visit_never, NULL), -ENOENT);
+	assert_int_equal(ops->get(st, (store_handle_t){0}, suite_visit_never, NULL), -ENOENT);
 	bad++;
 	for (unsigned i = 0; i < 200; i++)
 		assert_int_equal(suite_put(st, ops, &m, &r, suite_size(&r, 200 << 10)), 0);
@@ -456,7 +504,8 @@ static void suite_bad_handles(void **state)
 	for (unsigned i = 0; i < 2000; i++) {
 		bool live = false;
 
-		h.v = i & 1 ? rng_next(&r) : m.obj[rng_below(&r, m.n)].h.v ^ 1ull << rng_below(&r, 64);
+		h.v = i & 1 ? rng_next(&r)
+			    : m.obj[rng_below(&r, m.n)].h.v ^ 1ull << rng_below(&r, 64);
 		for (size_t k = 0; k < m.n && !live; k++)
 			live = m.obj[k].h.v == h.v;
 		if (live)
@@ -490,22 +539,26 @@ static void *suite_thread_main(void *arg)
 	struct suite_thread *t = arg;
 	const struct store_ops *ops = t->cfg->ops;
 	struct suite_model *m = &t->m;
-	struct rng r = { t->seed };
+	struct rng r = {t->seed};
 
 	for (unsigned op = 0; op < t->nops && !t->err[0]; op++) {
 		uint64_t p = rng_below(&r, 1000);
 		int ret;
 
-		if (p < 450 && m->n < 300) {
-			/* mostly up to 64 KiB: the classes the threads share */
-			size_t len = rng_below(&r, 50) ? suite_size(&r, 70 << 10)
-						       : suite_size(&r, 400 << 10);
+		if (p < 420 && m->n < 300) {
+			/* half from a few sizes that every thread uses, so that
+			 * threads meet in the same classes; the rest mostly up
+			 * to 70 KiB, now and then up to 400 KiB */
+			static const size_t shared[] = {40, 700, 1500, 3000, 12000, 30000};
+			size_t len = rng_below(&r, 2)	 ? shared[rng_below(&r, 6)]
+				     : rng_below(&r, 50) ? suite_size(&r, 70 << 10)
+							 : suite_size(&r, 400 << 10);
 
 			ret = suite_put(t->st, ops, m, &r, len);
 			if (ret)
-				snprintf(t->err, sizeof(t->err), "thread %u op %u: put %zu: %d", t->id,
-					 op, len, ret);
-		} else if (p < 750 && m->n) {
+				snprintf(t->err, sizeof(t->err), "thread %u op %u: put %zu: %d",
+					 t->id, op, len, ret);
+		} else if (p < 720 && m->n) {
 			size_t i = rng_below(&r, m->n);
 
 			ret = suite_get(t->st, ops, m, i);
@@ -513,11 +566,12 @@ static void *suite_thread_main(void *arg)
 				snprintf(t->err, sizeof(t->err),
 					 "thread %u op %u: get of %zu bytes: %d", t->id, op,
 					 m->obj[i].len, ret);
-		} else if (p < 990 && m->n) {
+		} else if (p < 960 && m->n) {
 			suite_free(t->st, ops, m, rng_below(&r, m->n));
 		} else if (p < 998 && ops->compact) {
 			if (ops->compact(t->st) < 0)
-				snprintf(t->err, sizeof(t->err), "thread %u: compact failed", t->id);
+				snprintf(t->err, sizeof(t->err), "thread %u: compact failed",
+					 t->id);
 		} else if (ops->check) {
 			if (ops->check(t->st))
 				snprintf(t->err, sizeof(t->err), "thread %u: check: %s", t->id,
@@ -528,8 +582,8 @@ static void *suite_thread_main(void *arg)
 
 			ret = ops->get(t->st, h, suite_visit_never, NULL);
 			if (ret != -ENOENT)
-				snprintf(t->err, sizeof(t->err), "thread %u: get of a freed handle: %d",
-					 t->id, ret);
+				snprintf(t->err, sizeof(t->err),
+					 "thread %u: get of a freed handle: %d", t->id, ret);
 		}
 	}
 	for (size_t i = 0; i < m->n && !t->err[0]; i++)
@@ -601,6 +655,7 @@ static void suite_concurrency(void **state)
 	cmocka_unit_test_prestate(suite_random_model, (cfg)),                                      \
 		cmocka_unit_test_prestate(suite_lengths, (cfg)),                                   \
 		cmocka_unit_test_prestate(suite_limit, (cfg)),                                     \
+		cmocka_unit_test_prestate(suite_limit_compacts, (cfg)),                            \
 		cmocka_unit_test_prestate(suite_compaction, (cfg)),                                \
 		cmocka_unit_test_prestate(suite_bad_handles, (cfg)),                               \
 		cmocka_unit_test_prestate(suite_concurrency, (cfg))

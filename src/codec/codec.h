@@ -40,11 +40,12 @@ struct codec_ops {
  * The built-in codecs.  Callers normally go through codec_find() or
  * codec_by_id(); these are here so that the registry and the tests can
  * name them.
- *  - lz4: LZ4 fast mode (acceleration 1); its compression state lives in
- *    per-thread storage, so neither call allocates.
+ *  - lz4: LZ4 fast mode (acceleration 1); its 16 KiB compression state is
+ *    thread-local storage, so neither call ever allocates.
  *  - zstd: level CODEC_ZSTD_LEVEL; each thread that uses it gets a
  *    compression and a decompression context on first use (malloc), freed
- *    when the thread exits.  compress may return -ENOMEM on that first use.
+ *    when the thread exits; that first call may fail with -ENOMEM (or
+ *    -EAGAIN when no pthread key is left).
  *  - none: a copy; compress returns 0 when dst_cap < len.
  * compress: len must be > 0 and at most INT_MAX (-EINVAL otherwise).
  */

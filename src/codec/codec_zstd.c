@@ -21,8 +21,8 @@
  * which is harmless (they stay reachable from its TLS).
  *
  * No locks are held, so fork needs no hooks: the child's copy of the
- * calling thread's contexts is valid, and the other threads' contexts are
- * simply unreachable in the child.
+ * forking thread's contexts is valid; those of the other threads stay in
+ * the child as dead memory (never freed, never used).
  */
 struct codec_zstd_tls {
 	ZSTD_CCtx *cctx;

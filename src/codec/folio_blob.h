@@ -42,12 +42,14 @@ struct folio_encode_result {
 size_t folio_blob_bound(unsigned npages);
 
 /*
- * Encode npages pages (4 KiB each, contiguous at src).
+ * Encode npages pages (4 KiB each, contiguous at src).  src must not change
+ * during the call: pages are read once to classify them and again to
+ * compress them, so a page written in between could be stored wrong.
  * @dst      at least folio_blob_bound(npages) bytes
  * @scratch  at least npages * 4096 bytes, used to pack data pages when the
  *           folio mixes kinds
- * @return 0 and *res filled; -EINVAL for a NULL codec, npages 0 or
- *         > FOLIO_MAX_PAGES; -errno from the codec.
+ * @return 0 and *res filled; -EINVAL for a NULL codec, a codec id >= 128,
+ *         npages 0 or > FOLIO_MAX_PAGES; -errno from the codec.
  * The blob is in host byte order: it is read back by the process that
  * wrote it, never exchanged between machines.
  */
@@ -60,9 +62,10 @@ int folio_encode(const struct codec_ops *codec, const void *src, unsigned npages
  * (callers that map the zero page for them simply skip those pages).
  * @zero_mask if not NULL, receives the blob's zero mask: (npages + 63) / 64
  *           words (bit i = page i is zero); the bits past npages are 0.
- * A checksum covers the whole blob: any change confined to one aligned
- * 32-bit word of it (so any single-byte corruption) and any truncation is
- * always detected; other corruptions are missed with odds of about 2^-32.
+ * A checksum covers the whole blob: any change confined to one 4-byte
+ * group at an offset multiple of 4 (so any single-byte or single-bit
+ * corruption) and any truncation is always detected; other corruptions
+ * are missed with odds of about 2^-32.
  * An empty blob (len 0) is rejected: an all-zero folio has no blob, and
  * its owner knows that without calling here.
  * @return 0; -EILSEQ when the blob is corrupt, truncated, or is not of

@@ -28,9 +28,8 @@
 #define CORE_DEBUG 0
 #endif
 
-__attribute__((noreturn, cold)) static inline void core_assert_fail(const char *expr,
-								    const char *file, int line,
-								    const char *func)
+__attribute__((noreturn, cold)) static inline void
+core_assert_fail(const char *expr, const char *file, int line, const char *func)
 {
 	fprintf(stderr, "uswap: assertion failed: %s (%s:%d in %s)\n", expr, file, line, func);
 	abort();

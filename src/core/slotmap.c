@@ -59,9 +59,9 @@ _Static_assert(SLOT_CLUSTER == 1u << CLUSTER_SHIFT, "SLOT_CLUSTER is 2^CLUSTER_S
 _Static_assert(SLOT_CLUSTER == 1u << SLOT_MAX_ORDER, "an order-9 run fills a cluster");
 
 enum cluster_list_id {
-	CLUSTER_FULL,    /* on no list: no free run */
+	CLUSTER_FULL,	 /* on no list: no free run */
 	CLUSTER_PARTIAL, /* on sm->partial[order] */
-	CLUSTER_FREE,    /* on sm->free_list: every slot free */
+	CLUSTER_FREE,	 /* on sm->free_list: every slot free */
 };
 
 struct cluster;
@@ -88,20 +88,21 @@ struct cluster_list {
  */
 struct cluster {
 	pthread_mutex_t lock;
-	uint32_t idx;        /* cluster number: first slot is idx << 9 */
-	uint8_t order;       /* order of the runs while not free */
-	uint8_t list;        /* enum cluster_list_id it is on */
-	bool on_frag;        /* on sm->frag_list */
-	bool pending;        /* on sm->pending, waiting for a relist */
+	uint32_t idx;	     /* cluster number: first slot is idx << 9 */
+	uint8_t order;	     /* order of the runs while not free */
+	uint8_t list;	     /* enum cluster_list_id it is on */
+	bool on_frag;	     /* on sm->frag_list */
+	bool pending;	     /* on sm->pending, waiting for a relist */
 	uint16_t free_runs;  /* whole free runs of order (split ones excluded) */
 	uint16_t nr_used;    /* slots with count > 0 */
 	uint16_t nr_runs;    /* allocated runs; each slot of a split run is one */
 	uint16_t split_free; /* free slots inside split runs */
-	uint16_t hcap;       /* entries in handles[] */
+	uint16_t hcap;	     /* entries in handles[] */
 	struct cluster *pending_next;
 	struct cluster_link link;  /* free_list or partial[order] */
 	struct cluster_link flink; /* frag_list */
-	/* run j: its handle, or for a split run (struct split_handles *) */
+	/* run j: its handle; for a split run, a store_handle_t[1 << order]
+	 * of its slots' handles (see split_handles()) */
 	store_handle_t *handles;
 	uint64_t run_used[CLUSTER_WORDS];
 	uint64_t run_split[CLUSTER_WORDS];
@@ -312,8 +313,8 @@ static void cluster_mark_stale(struct slotmap *sm, struct cluster *c)
 	head = atomic_load_explicit(&sm->pending, memory_order_relaxed);
 	do
 		c->pending_next = head;
-	while (!atomic_compare_exchange_weak_explicit(&sm->pending, &head, c,
-						      memory_order_release, memory_order_relaxed));
+	while (!atomic_compare_exchange_weak_explicit(&sm->pending, &head, c, memory_order_release,
+						      memory_order_relaxed));
 }
 
 /* Relist every cluster pushed by puts.  alloc_lock held. */
@@ -700,8 +701,7 @@ unsigned slot_count(const struct slotmap *sm, slot_t s)
 	return c ? count_get(c, s.v & (SLOT_CLUSTER - 1)) : 0;
 }
 
-int slot_run(const struct slotmap *sm, slot_t s, store_handle_t *h, slot_t *first,
-	     unsigned *order)
+int slot_run(const struct slotmap *sm, slot_t s, store_handle_t *h, slot_t *first, unsigned *order)
 {
 	struct cluster *c = slotmap_cluster(sm, s.v >> CLUSTER_SHIFT);
 	unsigned i = s.v & (SLOT_CLUSTER - 1);
@@ -737,8 +737,8 @@ static size_t cluster_meta_bytes(const struct cluster *c)
 	size_t b = sizeof(*c) + c->hcap * sizeof(store_handle_t);
 
 	for (unsigned w = 0; w < CLUSTER_WORDS; w++)
-		b += (size_t)__builtin_popcountll(c->run_split[w]) * (sizeof(store_handle_t)
-								     << c->order);
+		b += (size_t)__builtin_popcountll(c->run_split[w]) *
+		     (sizeof(store_handle_t) << c->order);
 	return b;
 }
 
@@ -822,15 +822,13 @@ static int cluster_check(const struct cluster *c, struct check_totals *t)
 			continue;
 		}
 		CHECK(c->order > 0, "cluster %u: split run %u at order 0", c->idx, j);
-		CHECK(c->handles[j].v, "cluster %u: split run %u has no slot handles", c->idx,
-		      j);
+		CHECK(c->handles[j].v, "cluster %u: split run %u has no slot handles", c->idx, j);
 		for (unsigned i = 0; i < n; i++) {
 			bool has_h = split_handles(c, j)[i].v != 0;
 
 			CHECK(has_h == (c->count[first + i] != 0),
 			      "cluster %u: split slot %u count %u handle %llu", c->idx, first + i,
-			      c->count[first + i],
-			      (unsigned long long)split_handles(c, j)[i].v);
+			      c->count[first + i], (unsigned long long)split_handles(c, j)[i].v);
 		}
 		runs += live;
 		split_free += n - live;
@@ -840,8 +838,8 @@ static int cluster_check(const struct cluster *c, struct check_totals *t)
 	CHECK(used == c->nr_used, "cluster %u: %u used slots counted as %u", c->idx, used,
 	      c->nr_used);
 	CHECK(runs == c->nr_runs, "cluster %u: %u runs counted as %u", c->idx, runs, c->nr_runs);
-	CHECK(split_free == c->split_free, "cluster %u: %u free split slots counted as %u",
-	      c->idx, split_free, c->split_free);
+	CHECK(split_free == c->split_free, "cluster %u: %u free split slots counted as %u", c->idx,
+	      split_free, c->split_free);
 	/* a put may have made it misplaced since the drain: then it is pending */
 	CHECK(c->pending || !cluster_misplaced(c),
 	      "cluster %u: on list %u/frag %d, counts want %u/frag %d, not pending", c->idx,
@@ -877,8 +875,8 @@ static int cluster_list_check(const struct cluster_list *l, bool frag, unsigned 
 	}
 	CHECK(len == l->len, "list %u/%u/frag %d: %u members counted as %u", id, order, frag, len,
 	      l->len);
-	CHECK(len == members, "list %u/%u/frag %d: %u members, %u clusters say so", id, order,
-	      frag, len, members);
+	CHECK(len == members, "list %u/%u/frag %d: %u members, %u clusters say so", id, order, frag,
+	      len, members);
 	return 0;
 }
 

@@ -26,10 +26,10 @@
  * allocation drains under alloc_lock (details in slotmap.c).
  *
  * Memory is taken per cluster as clusters come into use: 512 count bytes
- * plus one 8-byte handle per run of the cluster's order, plus a fixed
- * ~200-byte header, so about 9.4 bytes per slot at order 0 and 1.9 at
- * order 4.  An unused slot space costs only its directory (8 bytes per
- * 512 clusters).
+ * plus one 8-byte handle per run of the cluster's order, plus a 240-byte
+ * header (lock, list links, run bitmaps): 9.5 bytes per slot at order 0,
+ * 2.0 at order 4.  An unused slot space costs only its directory (8 bytes
+ * per 512 clusters: 8 KiB for the default 1 TiB).
  *
  * Order-0 fallback inside the map: when no order-0 cluster, free cluster or
  * growth is left, an order-0 run may take a slot of a *split* run: a free

@@ -278,7 +278,10 @@ static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, 
 				budget_uncharge(u, 1);
 				ctr_add(u, CTR_reclaim_advice, 1);
 			} else if (rc == -EBUSY) {
+				/* pinned for I/O by the kernel: skipped, as the kernel's
+				 * MADV_PAGEOUT skips such pages (reclaim_fail_busy) */
 				set = FOLIO_BUSY;
+				rc = 0;
 			}
 		}
 		break;

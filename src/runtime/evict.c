@@ -84,14 +84,14 @@ static int staging_fill_holes(struct uswap *u, char *staging, unsigned npages,
 	unsigned i;
 
 	for (i = 0; i < npages; i++) {
-		long n;
+		int rc;
 
 		if (moved[i / 64] >> (i % 64) & 1)
 			continue;
-		n = os_uffd_zeropage(u->ufd, staging + (size_t)i * OS_PAGE_SIZE, OS_PAGE_SIZE,
-				     OS_DONTWAKE);
-		if (n < 0 && n != -EEXIST)
-			return (int)n;
+		rc = range_install(u, INSTALL_ZERO, staging + (size_t)i * OS_PAGE_SIZE, NULL,
+				   OS_PAGE_SIZE);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }

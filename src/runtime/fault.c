@@ -62,10 +62,10 @@ static void fault_latency(struct uswap *u, uint64_t t0)
  * is already there was a fault racing its own resolution: just wake. */
 static void fault_zero_page(struct uswap *u, uint64_t addr)
 {
-	long n = os_uffd_zeropage(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE, 0);
+	void *page = (void *)(uintptr_t)addr;
 
-	if (n == -EEXIST)
-		os_uffd_wake(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE);
+	range_install(u, INSTALL_ZERO, page, NULL, OS_PAGE_SIZE);
+	os_uffd_wake(u->ufd, page, OS_PAGE_SIZE);
 }
 
 /*
@@ -81,10 +81,9 @@ static void fault_fail(struct uswap *u, struct region *r, uint64_t addr, int err
 		os_uffd_wake(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE);
 }
 
-static void handle_fault(struct worker *w, const struct os_event *ev)
+int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 {
-	struct uswap *u = w->u;
-	uint64_t t0 = os_now_ns(), addr = ev->fault.addr;
+	uint64_t t0 = os_now_ns();
 	struct region *r = regions_find(&u->regions, addr);
 	uint32_t page, f, word;
 	char *base;
@@ -92,7 +91,7 @@ static void handle_fault(struct worker *w, const struct os_event *ev)
 
 	if (!r) {
 		fault_zero_page(u, addr);
-		return;
+		return 0;
 	}
 	ctr_add(u, CTR_faults, 1);
 	page = (uint32_t)((addr - (uintptr_t)r->start) >> OS_PAGE_SHIFT);
@@ -105,20 +104,21 @@ static void handle_fault(struct worker *w, const struct os_event *ev)
 		fault_zero_page(u, addr);
 		folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, 0);
 		fault_latency(u, t0);
-		return;
+		return 0;
 	}
 
-	budget_charge(u, &w->ctx);
-	rc = folio_swap_in(u, &w->ctx, r, f, word);
+	budget_charge(u, c);
+	rc = folio_swap_in(u, c, r, f, word);
 	if (rc) {
 		budget_uncharge(u, 1);
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		fault_fail(u, r, addr, rc);
-		return;
+		return rc;
 	}
 	os_uffd_wake(u->ufd, base, folio_bytes(u));
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
 	fault_latency(u, t0);
+	return 0;
 }
 
 static void *handler_main(void *arg)
@@ -145,7 +145,7 @@ static void *handler_main(void *arg)
 		}
 		regions_read_lock(&u->regions, w->shard);
 		if (ev.kind == OS_EV_FAULT)
-			handle_fault(w, &ev);
+			fault_resolve(u, &w->ctx, ev.fault.addr);
 		regions_read_unlock(&u->regions, w->shard);
 	}
 	return NULL;

@@ -158,6 +158,14 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 void folio_release(struct uswap *u, struct region *r, uint32_t f);
 
 /* ---- swapin.c ---- */
+enum install_op { INSTALL_COPY, INSTALL_ZERO };
+/*
+ * Install [dst, dst+len) by copy from src or as zero pages, without waking
+ * the faulting threads; pages already present (a racing resolution of the
+ * same data) are left alone; EAGAIN and ENOMEM are retried.
+ * @return 0; -errno when the kernel keeps refusing.
+ */
+int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len);
 /*
  * Bring folio f of r in (state EMPTY or OUT, locked by the caller): map
  * zero pages, decode stored pages and install them, free their slots.
@@ -178,6 +186,12 @@ int reclaimer_start(struct uswap *u);
 void reclaimer_stop(struct uswap *u);
 
 /* ---- fault.c ---- */
+/*
+ * Resolve a missing fault at addr (page aligned) with the buffers of c;
+ * the caller holds a region shard.  @return 0, or -errno when the page
+ * could not be brought back (it is then poisoned: the access gets SIGBUS).
+ */
+int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr);
 int handlers_start(struct uswap *u);
 void handlers_stop(struct uswap *u);
 /* Lock folio f, sleeping while someone else holds it. */

@@ -17,6 +17,7 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "codec/folio_blob.h"
@@ -24,11 +25,7 @@
 
 #define EAGAIN_RETRIES 1000
 
-enum install_op { INSTALL_COPY, INSTALL_ZERO };
-
-/* Install [dst, dst+len) by copy from src or as zero pages; pages already
- * present (a racing resolution of the same data) are left alone. */
-static int install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len)
+int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len)
 {
 	size_t done = 0;
 	unsigned retries = 0;
@@ -42,8 +39,12 @@ static int install(struct uswap *u, enum install_op op, char *dst, const char *s
 			done += (size_t)n;
 		} else if (n == -EEXIST) {
 			done += OS_PAGE_SIZE;
-		} else if (n == -EAGAIN && retries++ < EAGAIN_RETRIES) {
+		} else if ((n == -EAGAIN || n == -ENOMEM) && retries++ < EAGAIN_RETRIES) {
+			/* EAGAIN: the mm is changing; ENOMEM: a page could not be
+			 * had this instant.  Both pass: try again. */
 			ctr_add(u, CTR_ioctl_retries, 1);
+			if (n == -ENOMEM)
+				sched_yield();
 		} else {
 			return n ? (int)n : -EIO;
 		}
@@ -87,7 +88,7 @@ static int install_folio(struct uswap *u, char *base, const char *buf, const uin
 
 		while (j < npages && kind[j] == kind[i])
 			j++;
-		rc = install(u, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO, base + off,
+		rc = range_install(u, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO, base + off,
 			     buf + off, (size_t)(j - i) * OS_PAGE_SIZE);
 		if (rc)
 			return rc;
@@ -145,7 +146,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 
 	if (folio_state_of(word) == FOLIO_EMPTY) {
 		ctr_add(u, CTR_first_touch_folios, 1);
-		return install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
+		return range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
 	}
 
 	for (i = 0; i < npages; i++) {
@@ -173,7 +174,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	}
 
 	if (n_data == 0) {
-		rc = install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
+		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
 	} else {
 		if (one_run) {
 			rc = run_decode(u, run_h, c->scratch, npages);

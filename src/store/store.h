@@ -21,22 +21,22 @@ typedef struct {
 } store_handle_t;
 
 struct store_usage {
-	uint64_t objects;     /* objects stored now */
+	uint64_t objects;      /* objects stored now */
 	uint64_t stored_bytes; /* sum of the objects' lengths */
-	uint64_t pool_bytes;  /* memory (or space) the store holds for them,
-	                         including fragmentation: what store_limit bounds */
-	uint64_t compactions; /* compaction passes run */
-	uint64_t moved;       /* objects moved by compaction */
+	uint64_t pool_bytes;   /* memory (or space) the store holds for them,
+				  including fragmentation: what store_limit bounds */
+	uint64_t compactions;  /* compaction passes run */
+	uint64_t moved;	       /* objects moved by compaction */
 	/* Bookkeeping and one counter per failure reason (0 where a store
 	 * has no such notion). */
-	uint64_t meta_bytes;  /* the store's own bookkeeping (handle table),
-	                         outside pool_bytes and outside the limit */
-	uint64_t fail_nospc;  /* puts refused with -ENOSPC (limit) */
-	uint64_t fail_nomem;  /* puts failed with -ENOMEM */
-	uint64_t fail_2big;   /* puts refused with -E2BIG */
-	uint64_t bad_get;     /* gets of a freed or invalid handle (-ENOENT) */
-	uint64_t bad_free;    /* frees of a freed or invalid handle: a caller
-	                         bug, ignored (debug builds abort) */
+	uint64_t meta_bytes; /* the store's own bookkeeping (handle table),
+				outside pool_bytes and outside the limit */
+	uint64_t fail_nospc; /* puts refused with -ENOSPC (limit) */
+	uint64_t fail_nomem; /* puts failed with -ENOMEM */
+	uint64_t fail_2big;  /* puts refused with -E2BIG */
+	uint64_t bad_get;    /* gets of a freed or invalid handle (-ENOENT) */
+	uint64_t bad_free;   /* frees of a freed or invalid handle: a caller
+				bug, ignored (debug builds abort) */
 };
 
 /* Called by get with the object's bytes, valid only during the call. */
@@ -45,7 +45,7 @@ typedef int (*store_visit_fn)(const void *obj, size_t len, void *arg);
 struct store;
 
 struct store_ops {
-	int version;      /* STORE_OPS_VERSION */
+	int version;	  /* STORE_OPS_VERSION */
 	const char *name; /* "ram", ... */
 	/*
 	 * @arg    the part of the store URI after "name:" (NULL when none)
@@ -79,10 +79,11 @@ struct store_ops {
 	 * @return 0; -EUCLEAN with a message (errmsg) naming the first
 	 *         broken invariant. */
 	int (*check)(struct store *s);
-	/* Optional fork hooks (jemalloc's habit): prefork takes every lock of
-	 * the store, so that the child of a fork never inherits one held
-	 * mid-update; postfork_parent and postfork_child release them (in
-	 * the child the forking thread owns them). */
+	/* Optional fork hooks (jemalloc's habit), called around fork() by the
+	 * forking thread: prefork takes every lock of the store, so that the
+	 * child never inherits one held mid-update; postfork_parent releases
+	 * them; postfork_child makes them anew (unlocking could hand a lock
+	 * to a parent thread that is not in the child). */
 	void (*prefork)(struct store *s);
 	void (*postfork_parent)(struct store *s);
 	void (*postfork_child)(struct store *s);

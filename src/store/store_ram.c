@@ -17,10 +17,11 @@
  * Blocks.  A class packs its objects into blocks ("zspages") of 1 to 64
  * pages from os_mem_map_aligned: the block header and a 4-byte back
  * reference per slot come first, then the slots.  A block holds at least 4
- * objects (2 from 64 KiB up), so that a put maps memory only now and then,
- * and its page count is the smallest whose unusable tail is under 1/64 of
- * the block, so the tail adds little to the class waste.  Blocks are aligned to the power of two above
- * their size, so an object's block is found by masking its address.
+ * objects (above 64 KiB, the 3 or 2 that 64 pages hold), so that a put maps
+ * memory only now and then, and its page count is the smallest whose
+ * unusable tail is under 1/64 of the block, so the tail adds little to the
+ * class waste.  Blocks are aligned to the power of two above their size, so
+ * an object's block is found by masking its address.
  *
  * Handles.  A handle names an entry of the handle table, which points at
  * the object; compaction moves an object by rewriting its entry.  The
@@ -29,6 +30,8 @@
  * handle is recognised (get: -ENOENT; free: counted, debug builds abort)
  * and get locks the right class before it reads the entry.
  *   handle = class << 56 | generation << 28 | index      (index 0 is never used)
+ * (28 bits of generation: a stale handle could name a live object again
+ * only after its entry has been reused 2^27 times.)
  * Metadata per object: 16 bytes of entry + 4 bytes of back reference.
  *
  * Fullness.  A class keeps its blocks on RAMSTORE_GROUPS lists by fullness
@@ -41,9 +44,10 @@
  * blocks that have room, and release it.  Each pass frees one block, so
  * it ends.  compact() runs it on every class (and drops the spares); a free
  * runs it on its class when the class is under 75% full with at least
- * RAMSTORE_AUTO_FREEABLE blocks' worth of free slots, which bounds the
- * moves to a constant per free on average; put runs it on every class once
- * before it fails with -ENOSPC.
+ * RAMSTORE_AUTO_FREEABLE blocks' worth of free slots, releasing at most
+ * RAMSTORE_AUTO_BUDGET blocks per free (the moves per free are bounded, and
+ * constant on average); put runs it on every class once before it fails
+ * with -ENOSPC.
  *
  * Steady-state put, get and free do not allocate: blocks and the handle
  * table come from os_mem_map when they grow, the store itself too (the
@@ -58,25 +62,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/assert.h"
 #include "../core/errmsg.h"
 #include "../os/os.h"
 
-#ifdef USWAP_DEBUG
-#define RAMSTORE_DEBUG 1
-#else
-#define RAMSTORE_DEBUG 0
-#endif
-
-/* Cheap assertions, on in debug builds; ramstore_check is the expensive tier. */
-#define ramstore_assert(x)                                                                         \
-	do {                                                                                       \
-		if (RAMSTORE_DEBUG && !(x))                                                        \
-			ramstore_assert_fail(#x, __func__, __LINE__);                              \
-	} while (0)
-
-#define RAMSTORE_SMALL_STEP 16u   /* class spacing up to RAMSTORE_SMALL_MAX */
+#define RAMSTORE_SMALL_STEP 16u /* class spacing up to RAMSTORE_SMALL_MAX */
 #define RAMSTORE_SMALL_MAX 256u
-#define RAMSTORE_STEPS_SHIFT 4u   /* 16 classes per power of two above it */
+#define RAMSTORE_STEPS_SHIFT 4u /* 16 classes per power of two above it */
 /* Above 1 KiB (steps of 64 B or more) the classes are 32 B short of their
  * nominal size, so that a block of whole pages holding n objects whose
  * nominal size is a page multiple also has room for the header and back
@@ -95,10 +87,11 @@
 
 #define RAMSTORE_BLOCK_MAX_PAGES 64u
 #define RAMSTORE_BLOCK_MIN_SLOTS 4u /* or what the largest block holds */
-#define RAMSTORE_TAIL_DIV 64u  /* acceptable block tail: 1/64 of the block */
-#define RAMSTORE_GROUPS 8u     /* fullness lists of partial blocks; then full */
+#define RAMSTORE_TAIL_DIV 64u	    /* acceptable block tail: 1/64 of the block */
+#define RAMSTORE_GROUPS 8u	    /* fullness lists of partial blocks; then full */
 #define RAMSTORE_FULL RAMSTORE_GROUPS
 #define RAMSTORE_AUTO_FREEABLE 4u
+#define RAMSTORE_AUTO_BUDGET 8u /* blocks one automatic pass may release */
 
 #define RAMSTORE_SLOT_FREE 0x80000000u /* back reference of a free slot | next */
 #define RAMSTORE_SLOT_END 0x7fffffffu  /* end of a block's free-slot list */
@@ -131,9 +124,9 @@ struct ramstore_entry {
 /* A block of one class: header, back references, then nslots slots. */
 struct ramstore_block {
 	struct ramstore_block *prev, *next; /* on the class list of its group */
-	uint32_t inuse;                     /* slots holding an object */
-	uint32_t free_head;                 /* first free slot or RAMSTORE_SLOT_END */
-	uint32_t group;                     /* list it is on, see ramstore_group */
+	uint32_t inuse;			    /* slots holding an object */
+	uint32_t free_head;		    /* first free slot or RAMSTORE_SLOT_END */
+	uint32_t group;			    /* list it is on, see ramstore_group */
 	/* Per slot: the entry index of its object, or RAMSTORE_SLOT_FREE | the
 	 * next free slot.  Compaction uses it to find the entries to rewrite. */
 	uint32_t backref[];
@@ -148,22 +141,25 @@ struct ramstore_block {
  * hence written with atomic stores.
  *
  * Lock order: class lock -> table.lock.  No thread ever holds two class
- * locks, except prefork/check, which take all of them in index order.
- * pool_bytes and the outcome counters are atomics, under no lock.
+ * locks, except prefork/check, which take all of them in index order (then
+ * the table lock).  pool_bytes is an atomic (put reserves with a
+ * compare-and-swap against the limit) but changes only under the lock of
+ * the class whose blocks or mappings it counts, so that check finds it equal
+ * to what the lists hold; the outcome counters are atomics under no lock.
  */
 struct ramstore_class {
 	pthread_rwlock_t lock;
 	struct ramstore_block *list[RAMSTORE_GROUPS + 1];
 	struct ramstore_block *spare; /* one empty block kept back */
-	uint64_t blocks;              /* blocks on the lists (not the spare) */
+	uint64_t blocks;	      /* blocks on the lists (not the spare) */
 	uint64_t objects;
-	uint64_t stored;              /* sum of the objects' lengths */
-	uint64_t large_bytes;         /* RAMSTORE_LARGE only: bytes mapped, */
-	uint64_t large_pending;       /* and reserved by puts not done yet */
-	uint32_t entry_free;          /* cache of free entries (list head) */
+	uint64_t stored;	/* sum of the objects' lengths */
+	uint64_t large_bytes;	/* RAMSTORE_LARGE only: bytes mapped, */
+	uint64_t large_pending; /* and reserved by puts not done yet */
+	uint32_t entry_free;	/* cache of free entries (list head) */
 	uint32_t nentry_free;
 	/* Geometry, set at open. */
-	uint32_t size;        /* slot size */
+	uint32_t size;	      /* slot size */
 	uint32_t nslots;      /* slots per block */
 	uint32_t data_off;    /* offset of slot 0 in the block */
 	uint32_t block_bytes; /* mapping size of a block */
@@ -172,7 +168,7 @@ struct ramstore_class {
 
 struct ramstore {
 	size_t map_bytes; /* of this struct's own mapping */
-	size_t limit;     /* bound of pool_bytes, 0 = none */
+	size_t limit;	  /* bound of pool_bytes, 0 = none */
 	/* Atomics. */
 	uint64_t pool_bytes;
 	uint64_t compactions, moved;
@@ -194,12 +190,6 @@ struct ramstore {
 
 	struct ramstore_class cls[RAMSTORE_NCLASSES + 1]; /* + RAMSTORE_LARGE */
 };
-
-static void ramstore_assert_fail(const char *what, const char *func, int line)
-{
-	fprintf(stderr, "uswap: store ram: assertion failed in %s:%d: %s\n", func, line, what);
-	abort();
-}
 
 static inline struct ramstore *ramstore_of(struct store *s)
 {
@@ -319,8 +309,8 @@ static size_t ramstore_block_align(const struct ramstore_class *cls)
 
 static inline store_handle_t ramstore_handle(uint32_t idx, uint32_t gen, unsigned c)
 {
-	return (store_handle_t){ (uint64_t)c << 56 | (uint64_t)(gen & RAMSTORE_GEN_MASK)
-					 << RAMSTORE_IDX_BITS | idx };
+	return (store_handle_t){(uint64_t)c << 56 |
+				(uint64_t)(gen & RAMSTORE_GEN_MASK) << RAMSTORE_IDX_BITS | idx};
 }
 
 static inline uint32_t ramstore_handle_idx(store_handle_t h)
@@ -429,7 +419,7 @@ static int ramstore_entry_alloc(struct ramstore *s, struct ramstore_class *cls, 
 	}
 	*idx = cls->entry_free;
 	e = ramstore_entry(s, *idx);
-	ramstore_assert(!(e->gen & 1));
+	core_assert_debug(!(e->gen & 1));
 	cls->entry_free = e->next;
 	cls->nentry_free--;
 	return 0;
@@ -551,7 +541,7 @@ static char *ramstore_slot_take(struct ramstore_class *cls, struct ramstore_bloc
 {
 	uint32_t slot = b->free_head;
 
-	ramstore_assert(slot < cls->nslots && (b->backref[slot] & RAMSTORE_SLOT_FREE));
+	core_assert_debug(slot < cls->nslots && (b->backref[slot] & RAMSTORE_SLOT_FREE));
 	b->free_head = b->backref[slot] & ~RAMSTORE_SLOT_FREE;
 	b->backref[slot] = idx;
 	b->inuse++;
@@ -564,7 +554,8 @@ static void ramstore_block_init(struct ramstore_class *cls, struct ramstore_bloc
 	b->inuse = 0;
 	b->free_head = 0;
 	for (uint32_t i = 0; i < cls->nslots; i++)
-		b->backref[i] = RAMSTORE_SLOT_FREE | (i + 1 < cls->nslots ? i + 1 : RAMSTORE_SLOT_END);
+		b->backref[i] =
+			RAMSTORE_SLOT_FREE | (i + 1 < cls->nslots ? i + 1 : RAMSTORE_SLOT_END);
 }
 
 /* The fullest block with a free slot, or NULL. */
@@ -613,19 +604,22 @@ static void ramstore_release(const struct ramstore_class *cls, struct ramstore_b
 /*
  * Compact one class: empty the sparsest blocks into the fullest while the
  * free slots add up to at least a block.  Class lock held for writing.
+ * @budget  blocks to release at most, 0 = no bound
  * @return bytes of the blocks put on *release.
  */
 static size_t ramstore_class_compact(struct ramstore *s, struct ramstore_class *cls,
-				     struct ramstore_block **release)
+				     unsigned budget, struct ramstore_block **release)
 {
 	size_t bytes = 0;
 	uint64_t moved = 0;
 
-	while (cls->blocks * cls->nslots - cls->objects >= cls->nslots) {
+	for (unsigned n = 0; cls->blocks * cls->nslots - cls->objects >= cls->nslots; n++) {
 		struct ramstore_block *src = ramstore_block_sparsest(cls);
 
-		ramstore_assert(src && src->inuse);
+		core_assert_debug(src && src->inuse);
 		if (!src)
+			break;
+		if (budget && n == budget)
 			break;
 		/* Off the lists, so that it is never picked as a destination:
 		 * the other blocks have src->inuse free slots or more. */
@@ -640,7 +634,7 @@ static size_t ramstore_class_compact(struct ramstore *s, struct ramstore_class *
 			if (idx & RAMSTORE_SLOT_FREE)
 				continue;
 			dst = ramstore_block_fullest(cls);
-			ramstore_assert(dst);
+			core_assert_debug(dst);
 			e = ramstore_entry(s, idx);
 			to = ramstore_slot_take(cls, dst, idx);
 			memcpy(to, e->obj, ramstore_entry_len(e));
@@ -675,7 +669,7 @@ static size_t ramstore_compact_all(struct ramstore *s)
 		size_t bytes = 0;
 
 		pthread_rwlock_wrlock(&cls->lock);
-		bytes = ramstore_class_compact(s, cls, &release);
+		bytes = ramstore_class_compact(s, cls, 0, &release);
 		if (cls->spare) {
 			ramstore_release_later(s, cls, cls->spare, &release, &bytes);
 			cls->spare = NULL;
@@ -689,6 +683,22 @@ static size_t ramstore_compact_all(struct ramstore *s)
 }
 
 /* ---- operations ---- */
+
+static int ramstore_check(struct store *st);
+
+/* The expensive assertion tier (USWAP_DEBUG >= 2): the whole checker after
+ * every put, free and compact.  No lock held. */
+static void ramstore_check_expensive(struct ramstore *s)
+{
+#if CORE_DEBUG >= 2
+	if (ramstore_check((struct store *)s)) {
+		fprintf(stderr, "uswap: assertion failed: %s\n", errmsg_get());
+		abort();
+	}
+#else
+	(void)s;
+#endif
+}
 
 static size_t ramstore_large_bytes(size_t len)
 {
@@ -745,6 +755,7 @@ static int ramstore_put_large(struct ramstore *s, const void *obj, size_t len, s
 	ramstore_stat_add(&cls->stored, (int64_t)len);
 	cls->large_bytes += bytes;
 	pthread_rwlock_unlock(&cls->lock);
+	ramstore_check_expensive(s);
 	return 0;
 
 err_unmap:
@@ -793,7 +804,7 @@ static int ramstore_put(struct store *st, const void *obj, size_t len, store_han
 {
 	struct ramstore *s = ramstore_of(st);
 	struct ramstore_class *cls;
-	struct ramstore_block *b;
+	struct ramstore_block *b = NULL;
 	bool compacted = false;
 	unsigned c;
 	uint32_t idx;
@@ -802,8 +813,9 @@ static int ramstore_put(struct store *st, const void *obj, size_t len, store_han
 
 	if (len > RAMSTORE_OBJ_MAX) {
 		ramstore_count(&s->fail_2big, 1);
-		return errmsg_set(-E2BIG, "store ram: an object of %zu bytes is over the %u allowed",
-				  len, RAMSTORE_OBJ_MAX);
+		return errmsg_set(-E2BIG,
+				  "store ram: an object of %zu bytes is over the %u allowed", len,
+				  RAMSTORE_OBJ_MAX);
 	}
 	if (len > RAMSTORE_CLASS_MAX)
 		return ramstore_put_large(s, obj, len, h);
@@ -834,6 +846,7 @@ retry:
 	ramstore_stat_add(&cls->objects, 1);
 	ramstore_stat_add(&cls->stored, (int64_t)len);
 	pthread_rwlock_unlock(&cls->lock);
+	ramstore_check_expensive(s);
 	return 0;
 
 err_entry:
@@ -872,7 +885,7 @@ bad:
 static void ramstore_bad_free(struct ramstore *s, store_handle_t h)
 {
 	ramstore_count(&s->bad_free, 1);
-	if (RAMSTORE_DEBUG) {
+	if (CORE_DEBUG >= 1) {
 		fprintf(stderr, "uswap: store ram: free of a freed or invalid handle %#llx\n",
 			(unsigned long long)h.v);
 		abort();
@@ -905,6 +918,7 @@ static void ramstore_free_large(struct ramstore *s, store_handle_t h)
 	ramstore_unreserve(s, bytes);
 	pthread_rwlock_unlock(&cls->lock);
 	os_mem_unmap(p, bytes);
+	ramstore_check_expensive(s);
 }
 
 static void ramstore_free(struct store *st, store_handle_t h)
@@ -937,7 +951,7 @@ static void ramstore_free(struct store *st, store_handle_t h)
 	len = ramstore_entry_len(e);
 	b = (struct ramstore_block *)((uintptr_t)obj & cls->block_mask);
 	slot = (uint32_t)((size_t)(obj - ramstore_slot_addr(cls, b, 0)) / cls->size);
-	ramstore_assert(b->backref[slot] == ramstore_handle_idx(h));
+	core_assert_debug(b->backref[slot] == ramstore_handle_idx(h));
 	b->backref[slot] = RAMSTORE_SLOT_FREE | b->free_head;
 	b->free_head = slot;
 	b->inuse--;
@@ -956,12 +970,15 @@ static void ramstore_free(struct store *st, store_handle_t h)
 	} else {
 		ramstore_regroup(cls, b);
 	}
+	/* Bounded, so that one free never stalls the class for long; while
+	 * the class stays sparse the next frees go on with it. */
 	if (ramstore_class_sparse(cls)) {
-		ramstore_class_compact(s, cls, &release);
+		ramstore_class_compact(s, cls, RAMSTORE_AUTO_BUDGET, &release);
 		ramstore_count(&s->compactions, 1);
 	}
 	pthread_rwlock_unlock(&cls->lock);
 	ramstore_release(cls, release);
+	ramstore_check_expensive(s);
 }
 
 static void ramstore_usage(struct store *st, struct store_usage *u)
@@ -977,7 +994,7 @@ static void ramstore_usage(struct store *st, struct store_usage *u)
 	u->compactions = ramstore_load(&s->compactions);
 	u->moved = ramstore_load(&s->moved);
 	u->meta_bytes = s->map_bytes + (uint64_t)__atomic_load_n(&s->table.cap, __ATOMIC_RELAXED) *
-						 sizeof(struct ramstore_entry);
+					       sizeof(struct ramstore_entry);
 	u->fail_nospc = ramstore_load(&s->fail_nospc);
 	u->fail_nomem = ramstore_load(&s->fail_nomem);
 	u->fail_2big = ramstore_load(&s->fail_2big);
@@ -987,15 +1004,32 @@ static void ramstore_usage(struct store *st, struct store_usage *u)
 
 static long ramstore_compact(struct store *st)
 {
-	return (long)ramstore_compact_all(ramstore_of(st));
+	long bytes = (long)ramstore_compact_all(ramstore_of(st));
+
+	ramstore_check_expensive(ramstore_of(st));
+	return bytes;
 }
 
 /* ---- open, close ---- */
 
+static int ramstore_rwlock_init(pthread_rwlock_t *lock)
+{
+	pthread_rwlockattr_t attr;
+	int ret;
+
+	ret = pthread_rwlockattr_init(&attr);
+	if (ret)
+		return -ret;
+	/* Writers first: a stream of gets must not starve puts and frees. */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	ret = pthread_rwlock_init(lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	return -ret;
+}
+
 static int ramstore_open(const char *arg, size_t limit, struct store **out)
 {
 	size_t bytes = (sizeof(struct ramstore) + OS_PAGE_SIZE - 1) & ~(size_t)(OS_PAGE_SIZE - 1);
-	pthread_rwlockattr_t attr;
 	struct ramstore *s;
 	unsigned c;
 	int ret;
@@ -1007,21 +1041,13 @@ static int ramstore_open(const char *arg, size_t limit, struct store **out)
 		return -ENOMEM;
 	s->map_bytes = bytes;
 	s->limit = limit;
-	ret = -pthread_rwlockattr_init(&attr);
-	if (ret)
-		goto err_unmap;
-	/* Writers first: a stream of gets must not starve puts and frees. */
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	for (c = 0; c <= RAMSTORE_LARGE; c++) {
-		ret = -pthread_rwlock_init(&s->cls[c].lock, &attr);
+		ret = ramstore_rwlock_init(&s->cls[c].lock);
 		if (ret)
-			break;
+			goto err_destroy_class_locks;
 		if (c < RAMSTORE_LARGE)
 			ramstore_class_init(&s->cls[c], c);
 	}
-	pthread_rwlockattr_destroy(&attr);
-	if (ret)
-		goto err_destroy_class_locks;
 	ret = -pthread_mutex_init(&s->table.lock, NULL);
 	if (ret)
 		goto err_destroy_class_locks;
@@ -1037,7 +1063,6 @@ err_destroy_table_lock:
 err_destroy_class_locks:
 	while (c-- > 0)
 		pthread_rwlock_destroy(&s->cls[c].lock);
-err_unmap:
 	os_mem_unmap(s, bytes);
 	return ret;
 }
@@ -1097,9 +1122,25 @@ static void ramstore_prefork(struct store *st)
 	ramstore_lock_all(ramstore_of(st));
 }
 
-static void ramstore_postfork(struct store *st)
+static void ramstore_postfork_parent(struct store *st)
 {
 	ramstore_unlock_all(ramstore_of(st));
+}
+
+/*
+ * In the child the locks are made anew rather than unlocked: a thread of
+ * the parent that was queued on one is recorded in the lock's state, and
+ * glibc's unlock would hand the lock over to that thread, which does not
+ * exist in the child (jemalloc re-initialises its mutexes for the same
+ * reason).  The data they protect is consistent: prefork held them all.
+ */
+static void ramstore_postfork_child(struct store *st)
+{
+	struct ramstore *s = ramstore_of(st);
+
+	pthread_mutex_init(&s->table.lock, NULL);
+	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++)
+		ramstore_rwlock_init(&s->cls[c].lock);
 }
 
 /* Walk one block's slots and free list.  @return 0 or -EUCLEAN. */
@@ -1238,8 +1279,9 @@ static int ramstore_check_locked(struct ramstore *s)
 		if ((e->lenc & 0xff) != RAMSTORE_LARGE)
 			continue;
 		if (ramstore_entry_len(e) <= RAMSTORE_CLASS_MAX)
-			return errmsg_set(-EUCLEAN, "store ram: entry %u: large object of %zu bytes",
-					  idx, ramstore_entry_len(e));
+			return errmsg_set(-EUCLEAN,
+					  "store ram: entry %u: large object of %zu bytes", idx,
+					  ramstore_entry_len(e));
 		nlarge++;
 		large_len += ramstore_entry_len(e);
 		large_bytes += ramstore_large_bytes(ramstore_entry_len(e));
@@ -1294,6 +1336,6 @@ const struct store_ops store_ram = {
 	.max_len = RAMSTORE_OBJ_MAX,
 	.check = ramstore_check,
 	.prefork = ramstore_prefork,
-	.postfork_parent = ramstore_postfork,
-	.postfork_child = ramstore_postfork,
+	.postfork_parent = ramstore_postfork_parent,
+	.postfork_child = ramstore_postfork_child,
 };

@@ -23,6 +23,19 @@
 
 #define NORDERS (SLOT_MAX_ORDER + 1)
 
+/* The single-threaded model runs learn nothing from TSan, which makes them
+ * ten times slower: run fewer steps there (the threaded tests run in full). */
+#if defined(__SANITIZE_THREAD__)
+#define MODEL_STEPS_DIV 4
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MODEL_STEPS_DIV 4
+#endif
+#endif
+#ifndef MODEL_STEPS_DIV
+#define MODEL_STEPS_DIV 1
+#endif
+
 static unsigned steps_scale(void)
 {
 	const char *env = getenv("USWAP_TEST_STEPS");
@@ -70,8 +83,8 @@ struct mrun {
 
 struct model {
 	uint32_t max;
-	uint8_t *count;    /* per slot */
-	uint32_t *run;     /* per slot: run id + 1, 0 when no live run covers it */
+	uint8_t *count;	   /* per slot */
+	uint32_t *run;	   /* per slot: run id + 1, 0 when no live run covers it */
 	struct mrun *runs; /* by id; handle_of(id) is the run's handle */
 	uint32_t nruns, cap;
 	uint32_t *live; /* ids of live runs, any order */
@@ -213,8 +226,9 @@ static void model_compare(struct slotmap *sm, const struct model *m)
 
 		assert_int_equal(ret, 0);
 		if (id_of(h) != m->run[s] - 1 || first.v != r->first || order != r->order)
-			fail_msg("slot %u: run h %u first %u order %u, model h %u first %u order %u",
-				 s, id_of(h), first.v, order, m->run[s] - 1, r->first, r->order);
+			fail_msg(
+			    "slot %u: run h %u first %u order %u, model h %u first %u order %u", s,
+			    id_of(h), first.v, order, m->run[s] - 1, r->first, r->order);
 	}
 	slotmap_stats(sm, &st);
 	assert_int_equal(st.slots_used, used);
@@ -226,7 +240,8 @@ static void model_compare(struct slotmap *sm, const struct model *m)
 
 /* ---- operations on map and model together ---- */
 
-static void op_alloc(struct slotmap *sm, struct model *m, unsigned order)
+/* @return whether it succeeded */
+static bool op_alloc(struct slotmap *sm, struct model *m, unsigned order)
 {
 	uint32_t id = model_new_id(m);
 	uint32_t n = 1u << order;
@@ -239,13 +254,14 @@ static void op_alloc(struct slotmap *sm, struct model *m, unsigned order)
 			fail_msg("order %u: -ENOSPC where the model has room", order);
 		m->fails[order]++;
 		m->runs[id].live = false;
-		return;
+		return false;
 	}
 	assert_int_equal(ret, 0);
 	/* natural alignment, inside the space, over slots the model has free */
 	if (first.v % n || first.v + n > m->max)
 		fail_msg("order %u run at %u: misaligned or beyond %u", order, first.v, m->max);
 	model_add(m, id, first.v, order);
+	return true;
 }
 
 /* Drop one reference of slot s, which the model says is referenced. */
@@ -325,7 +341,11 @@ static void random_step(struct slotmap *sm, struct model *m, struct rng *r, unsi
 	uint32_t id, s, n;
 
 	if (x < 40 || m->nlive == 0) {
-		op_alloc(sm, m, pick_order(r, p0));
+		unsigned order = pick_order(r, p0);
+
+		/* as a swap-out does when no large run is left, mostly */
+		if (!op_alloc(sm, m, order) && order && x % 4)
+			op_alloc(sm, m, 0);
 		return;
 	}
 	id = model_pick_run(m, r);
@@ -364,6 +384,7 @@ static void run_random(uint32_t max, unsigned p0, unsigned steps, uint64_t seed)
 	struct slotmap_stats st;
 
 	rng_seed(&r, seed);
+	steps /= MODEL_STEPS_DIV;
 	model_init(&m, max);
 	assert_int_equal(slotmap_create(max, &sm), 0);
 	for (unsigned i = 0; i < steps; i++) {
@@ -378,8 +399,9 @@ static void run_random(uint32_t max, unsigned p0, unsigned steps, uint64_t seed)
 	assert_int_equal(st.slots_used, 0);
 	assert_int_equal(st.runs, 0);
 	assert_int_equal(st.clusters, 0);
-	fprintf(stderr, "# %u slots, %u%% order 0, %u steps: %u runs, %llu order-0 fallbacks, fails",
-		max, p0, steps, m.nruns, (unsigned long long)st.frag_allocs);
+	fprintf(stderr,
+		"# %u slots, %u%% order 0, %u steps: %u runs, %llu order-0 fallbacks, fails", max,
+		p0, steps, m.nruns, (unsigned long long)st.frag_allocs);
 	for (unsigned k = 0; k < NORDERS; k++)
 		fprintf(stderr, " %llu", (unsigned long long)st.alloc_fail[k]);
 	fputc('\n', stderr);
@@ -639,7 +661,8 @@ static void test_metadata(void **state)
 	/* the first cluster also brought the first directory leaf (4 KiB) */
 	o0 = (double)(st1.meta_bytes - st0.meta_bytes - 4096) / SLOT_CLUSTER;
 	o4 = (double)(st3.meta_bytes - st2.meta_bytes) / SLOT_CLUSTER;
-	fprintf(stderr, "# metadata: empty 1 TiB map %llu bytes; per slot: order 0 %.2f, order 4 %.2f\n",
+	fprintf(stderr,
+		"# metadata: empty 1 TiB map %llu bytes; per slot: order 0 %.2f, order 4 %.2f\n",
 		(unsigned long long)st0.meta_bytes, o0, o4);
 	assert_true(o0 < 10.0);
 	assert_true(o4 < 2.5);
@@ -683,7 +706,7 @@ static void test_fork_hooks(void **state)
 #define OWNERS 4
 #define SHARERS 3
 #define OWNER_RUNS 24
-#define SHARED_RUNS 16
+#define SHARED_MAX 128
 
 struct conc {
 	struct slotmap *sm;
@@ -693,7 +716,9 @@ struct conc {
 		slot_t first;
 		unsigned order;
 		store_handle_t h;
-	} shared[SHARED_RUNS];
+	} shared[SHARED_MAX];
+	unsigned nshared;
+	unsigned p0; /* owners' percentage of order 0 */
 	_Atomic uint32_t next_id;
 	_Atomic uint8_t *returned; /* per handle id: times slot_put handed it back */
 	uint32_t max_ids;
@@ -750,7 +775,7 @@ static void *owner_main(void *arg)
 			struct own_run *o = &runs[nlive];
 			int ret;
 
-			o->order = pick_order(&r, w->n % 2 ? 10 : 2);
+			o->order = pick_order(&r, c->p0);
 			o->h.v = atomic_fetch_add(&c->next_id, 1);
 			ret = slot_alloc(c->sm, o->order, o->h, &o->first);
 			if (ret == -ENOSPC && o->order) { /* what the swap-out does */
@@ -799,7 +824,7 @@ static void *sharer_main(void *arg)
 	struct rng r = {c->seed * 37 + w->n + 1};
 
 	for (unsigned it = 0; it < 2 * c->iters; it++) {
-		unsigned k = (unsigned)rng_below(&r, SHARED_RUNS);
+		unsigned k = (unsigned)rng_below(&r, c->nshared);
 		slot_t s = {c->shared[k].first.v +
 			    (uint32_t)rng_below(&r, 1u << c->shared[k].order)};
 		store_handle_t h, freed;
@@ -810,7 +835,7 @@ static void *sharer_main(void *arg)
 		TCHECK(c, slot_count(c->sm, s) >= 2);
 		TCHECK(c, slot_run(c->sm, s, &h, &f, &order) == 0);
 		TCHECK(c, h.v == c->shared[k].h.v && f.v == c->shared[k].first.v &&
-				  order == c->shared[k].order);
+			      order == c->shared[k].order);
 		TCHECK(c, slot_put(c->sm, s, &freed) == 0);
 	}
 	return NULL;
@@ -829,36 +854,66 @@ static void *checker_main(void *arg)
 	return NULL;
 }
 
-static void test_concurrent(void **state)
+/*
+ * Owners allocate, share and free their own runs while sharers take and
+ * drop extra references to shared runs (never the last one) and a checker
+ * runs slotmap_check; handles must come back exactly once.
+ * @fallback  fill the space with order-4 runs and free a quarter of them,
+ *            so that owners' order-0 runs live in split runs next to the
+ *            shared ones; else shared runs of orders 1..5 in a space small
+ *            enough that owners run out.
+ */
+static void run_concurrent(bool fallback, uint64_t seed)
 {
+	const uint32_t max = (fallback ? 4 : 16) * SLOT_CLUSTER;
 	struct conc c = {0};
 	struct worker w[OWNERS + SHARERS];
 	pthread_t th[OWNERS + SHARERS], checker;
 	struct slotmap_stats st;
 	struct rng r;
+	slot_t s9;
 
-	(void)state;
-	rng_seed(&r, 0x5107cc01);
+	rng_seed(&r, seed);
 	c.seed = rng_next(&r);
 	c.iters = 20000 * steps_scale();
-	c.max_ids = OWNERS * c.iters + SHARED_RUNS + 1;
+	c.max_ids = OWNERS * c.iters + SHARED_MAX + 1;
 	c.returned = calloc(c.max_ids, 1);
 	assert_non_null(c.returned);
-	atomic_init(&c.next_id, SHARED_RUNS + 1);
-	/* small enough that owners run out and fall back to order 0 */
-	assert_int_equal(slotmap_create(16 * SLOT_CLUSTER, &c.sm), 0);
-	for (unsigned k = 0; k < SHARED_RUNS; k++) {
-		/* no order 0: order 0 should have to fall back at times */
-		c.shared[k].order = 1 + k % 5;
-		c.shared[k].h.v = k + 1;
-		assert_int_equal(slot_alloc(c.sm, c.shared[k].order, c.shared[k].h,
-					    &c.shared[k].first), 0);
+	atomic_init(&c.next_id, SHARED_MAX + 1);
+	assert_int_equal(slotmap_create(max, &c.sm), 0);
+	if (fallback) {
+		slot_t all[SHARED_MAX];
+
+		c.p0 = 90;
+		/* all first: a run freed at once would be taken again */
+		for (unsigned k = 0; k < max / 16; k++)
+			assert_int_equal(slot_alloc(c.sm, 4, (store_handle_t){k + 1}, &all[k]), 0);
+		for (unsigned k = 0; k < max / 16; k++) {
+			if (k % 8 == 0) {
+				put_run(c.sm, all[k], 4, k + 1);
+				continue;
+			}
+			c.shared[c.nshared].order = 4;
+			c.shared[c.nshared].h.v = k + 1;
+			c.shared[c.nshared++].first = all[k];
+		}
+	} else {
+		c.p0 = 10;
+		for (unsigned k = 0; k < 16; k++) {
+			/* no order 0: order 0 should have to fall back at times */
+			c.shared[k].order = 1 + k % 5;
+			c.shared[k].h.v = k + 1;
+			assert_int_equal(
+			    slot_alloc(c.sm, c.shared[k].order, c.shared[k].h, &c.shared[k].first),
+			    0);
+		}
+		c.nshared = 16;
 	}
 	assert_int_equal(pthread_create(&checker, NULL, checker_main, &c), 0);
 	for (unsigned i = 0; i < OWNERS + SHARERS; i++) {
 		w[i] = (struct worker){&c, i};
-		assert_int_equal(pthread_create(&th[i], NULL, i < OWNERS ? owner_main : sharer_main,
-						&w[i]), 0);
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, i < OWNERS ? owner_main : sharer_main, &w[i]), 0);
 	}
 	for (unsigned i = 0; i < OWNERS + SHARERS; i++)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
@@ -868,12 +923,15 @@ static void test_concurrent(void **state)
 
 	assert_int_equal(slotmap_check(c.sm), 0);
 	slotmap_stats(c.sm, &st);
-	fprintf(stderr, "# concurrent: %u handles, %llu order-0 fallbacks, fails at order 0/4/9: "
-			"%llu/%llu/%llu\n",
-		atomic_load(&c.next_id) - 1, (unsigned long long)st.frag_allocs,
-		(unsigned long long)st.alloc_fail[0], (unsigned long long)st.alloc_fail[4],
-		(unsigned long long)st.alloc_fail[9]);
-	for (unsigned k = 0; k < SHARED_RUNS; k++) {
+	fprintf(stderr,
+		"# concurrent%s: %u handles, %llu order-0 fallbacks, fails at order 0/4/9: "
+		"%llu/%llu/%llu\n",
+		fallback ? " (split runs)" : "", atomic_load(&c.next_id) - 1,
+		(unsigned long long)st.frag_allocs, (unsigned long long)st.alloc_fail[0],
+		(unsigned long long)st.alloc_fail[4], (unsigned long long)st.alloc_fail[9]);
+	if (fallback)
+		assert_true(st.frag_allocs > 0);
+	for (unsigned k = 0; k < c.nshared; k++) {
 		struct own_run o = {c.shared[k].first, c.shared[k].order, c.shared[k].h};
 
 		for (uint32_t i = 0; i < 1u << o.order; i++)
@@ -888,24 +946,34 @@ static void test_concurrent(void **state)
 	assert_int_equal(st.runs, 0);
 	assert_int_equal(st.clusters, 0);
 	assert_int_equal(slotmap_check(c.sm), 0);
+	/* and the empty map still serves every order */
+	assert_int_equal(slot_alloc(c.sm, 9, (store_handle_t){1}, &s9), 0);
+	assert_int_equal(slotmap_check(c.sm), 0);
 	slotmap_destroy(c.sm);
 	free(c.returned);
+}
+
+static void test_concurrent(void **state)
+{
+	(void)state;
+	run_concurrent(false, 0x5107cc01);
+}
+
+static void test_concurrent_fallback(void **state)
+{
+	(void)state;
+	run_concurrent(true, 0x5107cc02);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_invalid),
-		cmocka_unit_test(test_handle_once),
-		cmocka_unit_test(test_count_overflow),
-		cmocka_unit_test(test_exhaustion),
-		cmocka_unit_test(test_cluster_reuse),
-		cmocka_unit_test(test_metadata),
-		cmocka_unit_test(test_fork_hooks),
-		cmocka_unit_test(test_random_small),
-		cmocka_unit_test(test_random_large),
-		cmocka_unit_test(test_random_fallback),
-		cmocka_unit_test(test_concurrent),
+	    cmocka_unit_test(test_invalid),	   cmocka_unit_test(test_handle_once),
+	    cmocka_unit_test(test_count_overflow), cmocka_unit_test(test_exhaustion),
+	    cmocka_unit_test(test_cluster_reuse),  cmocka_unit_test(test_metadata),
+	    cmocka_unit_test(test_fork_hooks),	   cmocka_unit_test(test_random_small),
+	    cmocka_unit_test(test_random_large),   cmocka_unit_test(test_random_fallback),
+	    cmocka_unit_test(test_concurrent),	   cmocka_unit_test(test_concurrent_fallback),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#ifdef TEST_TSAN
+/* TSan's lock-order checker tracks at most 64 locks held by one thread;
+ * the ram store's check and prefork hold all 161 of its locks (one per
+ * class) at once.  Race detection stays on. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+	return "detect_deadlocks=0";
+}
+#endif
+
 static struct store_suite ram_suite = {
 	.ops = &store_ram,
 	.arg = NULL,
@@ -78,7 +96,7 @@ static void test_double_free(void **state)
 		struct store_usage u;
 		struct store *st;
 		store_handle_t h, h2;
-		char buf[100] = { 1 };
+		char buf[100] = {1};
 
 		/* the expected abort message would only confuse the log */
 		if (!freopen("/dev/null", "w", stderr))
@@ -154,13 +172,18 @@ static void *blocker_compact(void *arg)
 
 static void test_class_locks(void **state)
 {
-	struct blocker b = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+	struct blocker b = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 	static char buf[64 << 10];
 	store_handle_t h2;
 	pthread_t getter, compactor;
 	bool compacted;
 
 	(void)state;
+#if defined(USWAP_DEBUG) && USWAP_DEBUG >= 2
+	/* the expensive assertion tier checks the whole store after every
+	 * put and free, under every class lock: classes block each other */
+	skip();
+#endif
 	assert_int_equal(store_ram.open(NULL, 0, &b.st), 0);
 	assert_int_equal(store_ram.put(b.st, buf, 3000, &b.h), 0);
 	assert_int_equal(pthread_create(&getter, NULL, blocker_get, &b), 0);
@@ -218,8 +241,8 @@ static void *churn_main(void *arg)
 
 static void test_fork_hooks(void **state)
 {
-	struct churn c = { 0 };
-	char buf[5000] = { 7 };
+	struct churn c = {0};
+	char buf[5000] = {7};
 	pthread_t tid;
 	int status;
 	pid_t pid;
@@ -233,7 +256,7 @@ static void test_fork_hooks(void **state)
 	pid = fork();
 	if (pid == 0) {
 		store_handle_t h;
-		struct suite_cmp cmp = { (const unsigned char *)buf, sizeof(buf) };
+		struct suite_cmp cmp = {(const unsigned char *)buf, sizeof(buf)};
 
 		store_ram.postfork_child(c.st);
 		if (store_ram.put(c.st, buf, sizeof(buf), &h) ||
@@ -293,12 +316,9 @@ static void test_waste(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_registry),
-		cmocka_unit_test(test_open_args),
-		STORE_SUITE_TESTS(&ram_suite),
-		cmocka_unit_test(test_double_free),
-		cmocka_unit_test(test_class_locks),
-		cmocka_unit_test(test_fork_hooks),
+		cmocka_unit_test(test_registry),    cmocka_unit_test(test_open_args),
+		STORE_SUITE_TESTS(&ram_suite),	    cmocka_unit_test(test_double_free),
+		cmocka_unit_test(test_class_locks), cmocka_unit_test(test_fork_hooks),
 		cmocka_unit_test(test_waste),
 	};
 

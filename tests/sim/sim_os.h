@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* The fake OS layer's controls, for the simulation tests (fake_os.c). */
+#ifndef USWAP_SIM_OS_H
+#define USWAP_SIM_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_POISON_BYTE 0xdb
+
+enum sim_page { SIM_ABSENT = 0, SIM_PRESENT, SIM_ZERO, SIM_POISONED };
+
+/* The fake's view of the page at addr (any address outside registered
+ * ranges is SIM_PRESENT). */
+enum sim_page sim_os_page(const void *addr);
+/* The program drops pages (MADV_DONTNEED behind uswap's back). */
+void sim_os_drop(void *addr, size_t len);
+/* A write to a zero-page mapping makes it a page of its own (COW). */
+void sim_os_cow(void *addr);
+
+/* Countdowns: the n-th next operation of that kind fails (0 = never). */
+struct sim_inject {
+	int move_ebusy_in;  /* UFFDIO_MOVE fails with EBUSY (pinned page) */
+	int eagain_in;      /* any resolving op fails with EAGAIN (mm changing) */
+	int copy_enomem_in; /* UFFDIO_COPY fails with ENOMEM */
+};
+void sim_os_inject(const struct sim_inject *in);
+
+struct sim_os_stats {
+	uint64_t copies, zeropages, moves, poisoned;
+};
+void sim_os_stats(struct sim_os_stats *s);
+
+#endif

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime without userfaultfd: eviction, swap-in, the zero map, slot
+ * runs, the store and the reclaim clock, driven by long random event
+ * sequences on a fake OS (fake_os.c), against a model of what every page
+ * must read, with every invariant checked after every step:
+ *  - each page reads what the model says (or was poisoned, never wrong);
+ *  - folio states agree with the fake's page presence;
+ *  - page entries, zero map, slot map and store agree (folio_check,
+ *    slotmap_check, one stored object per referenced run);
+ *  - resident accounting equals the resident folios.
+ * Failures are injected: EBUSY moves, EAGAIN, ENOMEM copies, a full store,
+ * corrupt stored data, pages dropped behind uswap's back.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testlib.h"
+#include "pagegen.h"
+#include "sim_os.h"
+#include "codec/folio_blob.h"
+#include "os/os.h"
+#include "runtime/instance.h"
+#include "uswap.h"
+
+#define PAGE 4096ul
+
+struct sim {
+	uswap_t *u;
+	char *mem;
+	size_t len, pages;
+	char *shadow;      /* what each page must read */
+	uint8_t *poisoned; /* pages the model expects poisoned */
+	struct folio_ctx *ctx;
+	unsigned shard;
+};
+
+static void sim_fault(struct sim *s, size_t p)
+{
+	int rc;
+
+	regions_read_lock(&s->u->regions, s->shard);
+	rc = fault_resolve(s->u, s->ctx, (uint64_t)(uintptr_t)(s->mem + p * PAGE));
+	regions_read_unlock(&s->u->regions, s->shard);
+	if (rc && !s->poisoned[p])
+		fail_msg("page %zu: fault failed with %d and was not expected to", p, rc);
+}
+
+/* Make page p accessible as the program's access would. */
+static void sim_touch(struct sim *s, size_t p)
+{
+	if (sim_os_page(s->mem + p * PAGE) == SIM_ABSENT)
+		sim_fault(s, p);
+}
+
+static void sim_read(struct sim *s, size_t p)
+{
+	enum sim_page st;
+
+	sim_touch(s, p);
+	st = sim_os_page(s->mem + p * PAGE);
+	if (s->poisoned[p]) {
+		if (st != SIM_POISONED) {
+			struct pagetable *pt = &s->u->regions.v[0]->pt;
+			uint32_t f = (uint32_t)(p >> pt->folio_order);
+
+			fail_msg("page %zu should be poisoned but reads as %d; folio %u word 0x%x",
+				 p, st, f, folio_word_load(pt, f));
+		}
+		return;
+	}
+	assert_int_not_equal(st, SIM_ABSENT);
+	assert_int_not_equal(st, SIM_POISONED);
+	if (memcmp(s->mem + p * PAGE, s->shadow + p * PAGE, PAGE))
+		fail_msg("page %zu reads wrong (first byte 0x%02x, expected 0x%02x)", p,
+			 (unsigned char)s->mem[p * PAGE], (unsigned char)s->shadow[p * PAGE]);
+}
+
+static void sim_write(struct sim *s, size_t p, struct rng *r)
+{
+	char *dst = s->shadow + p * PAGE;
+	uint64_t w;
+	size_t i;
+
+	if (s->poisoned[p])
+		return; /* the program would have died */
+	switch (rng_below(r, 6)) {
+	case 0:
+		memset(dst, 0, PAGE);
+		break;
+	case 1: /* same-filled */
+		w = rng_next(r);
+		for (i = 0; i < PAGE / 8; i++)
+			memcpy(dst + i * 8, &w, 8);
+		break;
+	case 2: /* one word */
+		w = rng_next(r);
+		memcpy(dst + rng_below(r, PAGE / 8) * 8, &w, 8);
+		break;
+	default:
+		pagegen_fill(dst, 5, p, rng_next(r));
+	}
+	sim_touch(s, p);
+	sim_os_cow(s->mem + p * PAGE);
+	memcpy(s->mem + p * PAGE, dst, PAGE);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Everything uswap keeps must agree with itself and with the fake. */
+static void sim_check(struct sim *s)
+{
+	struct uswap *u = s->u;
+	struct region *r = u->regions.v[0];
+	struct pagetable *pt = &r->pt;
+	uint64_t resident = 0, slots = 0, runs = 0, v;
+	uint32_t *firsts = malloc(sizeof(*firsts) * r->npages), nfirsts = 0;
+	uint32_t f, i;
+
+	for (f = 0; f < pt->nfolios; f++) {
+		uint32_t w = folio_word_load(pt, f);
+		enum folio_state st = folio_state_of(w);
+
+		assert_false(w & FOLIO_LOCKED);
+		assert_int_equal(folio_check(pt, f, u->slots), 0);
+		if (st == FOLIO_RESIDENT)
+			resident++;
+		for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++) {
+			enum sim_page sp = sim_os_page(s->mem + (size_t)i * PAGE);
+			page_entry_t e = pt->entry[i];
+
+			if (st != FOLIO_RESIDENT && sp != SIM_ABSENT && sp != SIM_POISONED)
+				fail_msg("folio %u is not resident but page %u is mapped", f, i);
+			if (entry_has_slot(e)) {
+				store_handle_t h;
+				slot_t first;
+				unsigned order;
+
+				slots++;
+				assert_int_equal(slot_run(u->slots, entry_slot(e), &h, &first, &order), 0);
+				firsts[nfirsts++] = first.v;
+			}
+		}
+	}
+	/* one stored object per distinct run referenced */
+	qsort(firsts, nfirsts, sizeof(*firsts), cmp_u32);
+	for (i = 0; i < nfirsts; i++)
+		runs += i == 0 || firsts[i] != firsts[i - 1];
+	free(firsts);
+	assert_int_equal(slotmap_check(u->slots), 0);
+	assert_int_equal(__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED), resident);
+	assert_int_equal(uswap_stat(s->u, "orig_bytes", &v), 0);
+	assert_int_equal(v, slots * PAGE);
+	assert_int_equal(uswap_stat(s->u, "store_objects", &v), 0);
+	assert_int_equal(v, runs);
+}
+
+static void sim_open(struct sim *s, struct uswap_config *cfg, size_t len)
+{
+	memset(s, 0, sizeof(*s));
+	cfg->threads = 1;
+	assert_int_equal(uswap_open(cfg, &s->u), 0);
+	/* one thread drives everything: no handler or reclaimer runs beside it */
+	handlers_stop(s->u);
+	reclaimer_stop(s->u);
+	s->len = len;
+	s->pages = len / PAGE;
+	assert_int_equal(uswap_map(s->u, len, 0, (void **)&s->mem), 0);
+	s->shadow = calloc(1, len);
+	s->poisoned = calloc(s->pages, 1);
+	s->ctx = folio_ctx_get(s->u);
+	s->shard = regions_api_shard(s->u);
+	assert_non_null(s->ctx);
+}
+
+static void sim_close(struct sim *s)
+{
+	size_t p;
+
+	for (p = 0; p < s->pages; p++)
+		sim_read(s, p);
+	sim_check(s);
+	folio_ctx_put(s->u, s->ctx);
+	assert_int_equal(uswap_unmap(s->u, s->mem, s->len), 0);
+	{
+		uint64_t v;
+
+		assert_int_equal(uswap_stat(s->u, "store_objects", &v), 0);
+		assert_int_equal(v, 0);
+		assert_int_equal(uswap_stat(s->u, "orig_bytes", &v), 0);
+		assert_int_equal(v, 0);
+	}
+	uswap_close(s->u);
+	free(s->shadow);
+	free(s->poisoned);
+}
+
+/* Flip one byte of the stored blob of page p (which must have a slot). */
+static int corrupt_visit(const void *obj, size_t len, void *arg)
+{
+	(void)arg;
+	((uint8_t *)(uintptr_t)obj)[len / 2] ^= 0x40;
+	return 0;
+}
+
+static bool sim_corrupt(struct sim *s, size_t p)
+{
+	struct uswap *u = s->u;
+	struct pagetable *pt = &u->regions.v[0]->pt;
+	page_entry_t e = pt->entry[p];
+	store_handle_t h;
+	slot_t first;
+	unsigned order, i;
+	uint32_t f = (uint32_t)(p >> pt->folio_order);
+
+	if (!entry_has_slot(e) || s->poisoned[p])
+		return false; /* nothing stored, or corrupted already */
+	assert_int_equal(slot_run(u->slots, entry_slot(e), &h, &first, &order), 0);
+	/* only a folio stored as one run: all its data pages go with it */
+	for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++) {
+		if (!entry_has_slot(pt->entry[i]))
+			continue;
+		if (entry_slot(pt->entry[i]).v != first.v + (i - (f << pt->folio_order)))
+			return false;
+	}
+	assert_int_equal(u->p.store_ops->get(u->store, h, corrupt_visit, NULL), 0);
+	/* the fault on any page of the folio fails; only that page is poisoned */
+	s->poisoned[p] = 1;
+	sim_read(s, p);
+	/* the folio stays OUT with its other pages: mark them poisoned too, as
+	 * reading them would poison them */
+	for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++)
+		s->poisoned[i] = 1;
+	return true;
+}
+
+static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsigned steps,
+		       bool with_corruption)
+{
+	struct sim s;
+	struct rng r;
+	unsigned step;
+	uint64_t corruptions = 0;
+
+	rng_seed(&r, seed);
+	sim_open(&s, &cfg, len);
+	s.u->max_folios = s.u->p.limit / s.u->p.folio_size; /* direct reclaim only */
+	s.u->high_wm = s.u->low_wm = s.u->max_folios;
+	for (step = 0; step < steps; step++) {
+		size_t p = (size_t)rng_below(&r, s.pages);
+		size_t fpages = s.u->p.folio_size / PAGE;
+		unsigned op = (unsigned)rng_below(&r, 100);
+
+		if (op < 35) {
+			sim_write(&s, p, &r);
+		} else if (op < 65) {
+			sim_read(&s, p);
+		} else if (op < 75) {
+			size_t n = 1 + (size_t)rng_below(&r, 4 * fpages);
+			int rc;
+
+			if (p + n > s.pages)
+				n = s.pages - p;
+			rc = uswap_advise(s.u, s.mem + p * PAGE, n * PAGE, USWAP_ADV_PAGEOUT);
+			if (rc != 0 && rc != -ENOSPC)
+				fail_msg("step %u: PAGEOUT returned %d", step, rc);
+		} else if (op < 78) {
+			int rc = reclaim_one(s.u, s.ctx, CTR_reclaim_background);
+
+			assert_true(rc == 0 || rc == -EAGAIN || rc == -ENOSPC);
+		} else if (op < 81) {
+			/* MADV_DONTNEED by the program on a resident page: reads zero
+			 * after (on a swapped-out page it needs remove events: later) */
+			uint32_t f = (uint32_t)(p / fpages);
+
+			if (folio_state_of(folio_word_load(&s.u->regions.v[0]->pt, f)) ==
+			    FOLIO_RESIDENT) {
+				sim_os_drop(s.mem + p * PAGE, PAGE);
+				memset(s.shadow + p * PAGE, 0, PAGE);
+			}
+		} else if (op < 84) {
+			struct sim_inject in = { 0 };
+
+			switch (rng_below(&r, 3)) {
+			case 0: in.move_ebusy_in = 1 + (int)rng_below(&r, 3); break;
+			case 1: in.eagain_in = 1 + (int)rng_below(&r, 3); break;
+			default: in.copy_enomem_in = 1 + (int)rng_below(&r, 3); break;
+			}
+			sim_os_inject(&in);
+		} else if (op < 87) {
+			size_t n = 1 + (size_t)rng_below(&r, 2 * fpages);
+			int rc;
+
+			if (p + n > s.pages)
+				n = s.pages - p;
+			rc = uswap_advise(s.u, s.mem + p * PAGE, n * PAGE, USWAP_ADV_WILLNEED);
+			/* -EILSEQ: the range holds a folio whose data was corrupted */
+			assert_true(rc == 0 || (with_corruption && rc == -EILSEQ));
+		} else if (op < 88 && with_corruption && corruptions < 5) {
+			corruptions += sim_corrupt(&s, p);
+		} else if (op < 92 && !s.poisoned[p]) {
+			/* a pinned folio never leaves, even when everything is paged out */
+			uint32_t f = (uint32_t)(p / fpages);
+			int rc;
+
+			assert_int_equal(uswap_advise(s.u, s.mem + p * PAGE, PAGE, USWAP_ADV_PIN), 0);
+			rc = uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT);
+			if (rc != 0 && rc != -ENOSPC)
+				fail_msg("step %u: PAGEOUT returned %d", step, rc);
+			assert_int_equal(folio_state_of(folio_word_load(&s.u->regions.v[0]->pt, f)),
+					 FOLIO_RESIDENT);
+			assert_int_equal(uswap_advise(s.u, s.mem + p * PAGE, PAGE, USWAP_ADV_UNPIN), 0);
+		} else {
+			sim_read(&s, p);
+		}
+		sim_check(&s);
+	}
+	{
+		struct sim_inject none = { 0 };
+
+		sim_os_inject(&none);
+	}
+	fprintf(stderr, "# %u steps, %llu corruptions detected\n", steps,
+		(unsigned long long)corruptions);
+	sim_close(&s);
+}
+
+static void test_random_default(void **state)
+{
+	(void)state;
+	run_random(1, (struct uswap_config){ .limit = 8 * 65536 }, 64 * 65536, 20000, false);
+}
+
+static void test_random_small_folios_zstd(void **state)
+{
+	(void)state;
+	run_random(2, (struct uswap_config){ .limit = 16 * 16384, .folio_size = 16384,
+					      .codec = "zstd" },
+		   128 * 16384, 20000, false);
+}
+
+static void test_random_store_full(void **state)
+{
+	(void)state;
+	run_random(3, (struct uswap_config){ .limit = 8 * 65536, .store_limit = 256 << 10 },
+		   64 * 65536, 20000, false);
+}
+
+static void test_random_corruption_detected(void **state)
+{
+	(void)state;
+	run_random(4, (struct uswap_config){ .limit = 8 * 65536, .codec = "none" }, 32 * 65536,
+		   10000, true);
+}
+
+/* No contiguous run to be had: the folio is stored page by page. */
+static void test_order0_fallback(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536 };
+	struct slotmap *small;
+	struct sim s;
+	uint64_t v;
+	size_t p;
+	struct rng r;
+
+	(void)state;
+	rng_seed(&r, 5);
+	sim_open(&s, &cfg, 64 * 65536);
+	/* a slot space of one cluster, made to hold single slots only */
+	slotmap_destroy(s.u->slots);
+	assert_int_equal(slotmap_create(SLOT_CLUSTER, &small), 0);
+	s.u->slots = small;
+	{
+		slot_t one;
+
+		/* occupy an order-0 slot so the only cluster serves order 0 */
+		assert_int_equal(slot_alloc(small, 0, (store_handle_t){ 1 }, &one), 0);
+		for (p = 0; p < 16; p++)
+			sim_write(&s, p, &r);
+		assert_int_equal(uswap_advise(s.u, s.mem, 65536, USWAP_ADV_PAGEOUT), 0);
+		assert_int_equal(uswap_stat(s.u, "swapout_fallback", &v), 0);
+		assert_int_equal(v, 1);
+		for (p = 0; p < 16; p++)
+			sim_read(&s, p);
+		assert_int_equal(uswap_stat(s.u, "swapin_fallback", &v), 0);
+		assert_int_equal(v, 1);
+		assert_int_equal(uswap_stat(s.u, "swapin_fallback_split", &v), 0);
+		assert_int_equal(v, 1);
+		{
+			store_handle_t freed;
+
+			/* the test's own slot is not the store's: give it back first */
+			assert_int_equal(slot_put(small, one, &freed), 1);
+		}
+		sim_check(&s);
+	}
+	sim_close(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random_default),
+		cmocka_unit_test(test_random_small_folios_zstd),
+		cmocka_unit_test(test_random_store_full),
+		cmocka_unit_test(test_random_corruption_detected),
+		cmocka_unit_test(test_order0_fallback),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
