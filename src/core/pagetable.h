@@ -26,7 +26,9 @@
  * evicted.  REFERENCED is the clock's second-chance bit, set by faults.
  *
  * The page entries and zero-map bits of a folio are read and written only
- * under that folio's LOCKED bit, so they need no atomics of their own.
+ * under that folio's LOCKED bit.  Entries are per page and need nothing
+ * more; zero-map words are shared by neighbouring folios, so their bits
+ * change atomically (see zeromap_set).
  */
 #ifndef USWAP_PAGETABLE_H
 #define USWAP_PAGETABLE_H
@@ -115,19 +117,25 @@ void folio_flags_clear(struct pagetable *pt, uint32_t f, uint32_t bits);
 /* Is the transition from -> to allowed by the state machine above? */
 bool folio_transition_ok(enum folio_state from, enum folio_state to);
 
+/*
+ * Zero-map bits are atomic: a 64-bit word covers 64 pages, so folios of
+ * fewer than 64 pages share words, and their (separate) folio locks do not
+ * protect a neighbour's bits.  Relaxed order suffices: each bit is only
+ * read and written under its own folio's lock, which orders them.
+ */
 static inline bool zeromap_test(const struct pagetable *pt, uint32_t page)
 {
-	return (pt->zeromap[page / 64] >> (page % 64)) & 1;
+	return (__atomic_load_n(&pt->zeromap[page / 64], __ATOMIC_RELAXED) >> (page % 64)) & 1;
 }
 
 static inline void zeromap_set(struct pagetable *pt, uint32_t page)
 {
-	pt->zeromap[page / 64] |= 1ull << (page % 64);
+	__atomic_fetch_or(&pt->zeromap[page / 64], 1ull << (page % 64), __ATOMIC_RELAXED);
 }
 
 static inline void zeromap_clear(struct pagetable *pt, uint32_t page)
 {
-	pt->zeromap[page / 64] &= ~(1ull << (page % 64));
+	__atomic_fetch_and(&pt->zeromap[page / 64], ~(1ull << (page % 64)), __ATOMIC_RELAXED);
 }
 
 static inline bool entry_has_slot(page_entry_t e)

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* uswap-test-labels: threads */
 /* The codecs on their own: registry, round trips, bounds, garbage, threads. */
 #include "testlib.h"
 

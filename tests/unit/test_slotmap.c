@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* uswap-test-labels: threads */
 /*
  * Slot map tests.  The main test drives the map with long random sequences
  * and compares it after every step with a reference model written here as

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* uswap-test-labels: threads */
 /*
  * The store registry and the ram store: the generic store suite, then what
  * only the ram store promises (per-class locking, fork hooks, debug abort on
