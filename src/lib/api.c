@@ -251,12 +251,13 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 		return 0;
 	budget_charge(u, c);
 	rc = folio_swap_in(u, c, r, f, word);
-	if (rc) {
+	if (rc < 0) {
 		budget_uncharge(u, 1);
 		return rc;
 	}
-	os_uffd_wake(u->ufd, r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT)),
-		     folio_bytes(u));
+	if (rc == 0)
+		os_uffd_wake(u->ufd, r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT)),
+			     folio_bytes(u));
 	return 0;
 }
 

@@ -89,8 +89,8 @@ static int staging_fill_holes(struct uswap *u, char *staging, unsigned npages,
 		if (moved[i / 64] >> (i % 64) & 1)
 			continue;
 		rc = range_install(u, INSTALL_ZERO, staging + (size_t)i * OS_PAGE_SIZE, NULL,
-				   OS_PAGE_SIZE);
-		if (rc)
+				   OS_PAGE_SIZE, false);
+		if (rc < 0)
 			return rc;
 	}
 	return 0;

@@ -64,8 +64,8 @@ static void fault_zero_page(struct uswap *u, uint64_t addr)
 {
 	void *page = (void *)(uintptr_t)addr;
 
-	range_install(u, INSTALL_ZERO, page, NULL, OS_PAGE_SIZE);
-	os_uffd_wake(u->ufd, page, OS_PAGE_SIZE);
+	if (range_install(u, INSTALL_ZERO, page, NULL, OS_PAGE_SIZE, true) != 1)
+		os_uffd_wake(u->ufd, page, OS_PAGE_SIZE);
 }
 
 /*
@@ -109,13 +109,14 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 
 	budget_charge(u, c);
 	rc = folio_swap_in(u, c, r, f, word);
-	if (rc) {
+	if (rc < 0) {
 		budget_uncharge(u, 1);
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		fault_fail(u, r, addr, rc);
 		return rc;
 	}
-	os_uffd_wake(u->ufd, base, folio_bytes(u));
+	if (rc == 0)
+		os_uffd_wake(u->ufd, base, folio_bytes(u));
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
 	fault_latency(u, t0);
 	return 0;

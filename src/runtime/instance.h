@@ -160,17 +160,21 @@ void folio_release(struct uswap *u, struct region *r, uint32_t f);
 /* ---- swapin.c ---- */
 enum install_op { INSTALL_COPY, INSTALL_ZERO };
 /*
- * Install [dst, dst+len) by copy from src or as zero pages, without waking
- * the faulting threads; pages already present (a racing resolution of the
- * same data) are left alone; EAGAIN and ENOMEM are retried.
- * @return 0; -errno when the kernel keeps refusing.
+ * Install [dst, dst+len) by copy from src or as zero pages; pages already
+ * present (a racing resolution of the same data) are left alone; EAGAIN and
+ * ENOMEM are retried.  With wake, the threads waiting on the range are
+ * woken when one ioctl installs all of it.
+ * @return 1 when the whole range was installed and woken, 0 when installed
+ *         but not woken (the caller wakes); -errno when the kernel refuses.
  */
-int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len);
+int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len,
+		  bool wake);
 /*
  * Bring folio f of r in (state EMPTY or OUT, locked by the caller): map
  * zero pages, decode stored pages and install them, free their slots.
- * Does not wake the faulting threads when OS_DONTWAKE is in flags.
- * @return 0; -errno when the kernel refused (the folio keeps its state).
+ * @return 1 when the faulting threads were woken (one ioctl installed the
+ *         whole folio), 0 when the caller must wake them; -errno when the
+ *         kernel refused (the folio keeps its state).
  */
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 		  uint32_t word);

@@ -25,17 +25,23 @@
 
 #define EAGAIN_RETRIES 1000
 
-int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len)
+int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len,
+		  bool wake)
 {
 	size_t done = 0;
 	unsigned retries = 0;
 
 	while (done < len) {
+		/* Only a first ioctl that may cover the whole range wakes: a
+		 * partial one would wake just its part. */
+		unsigned flags = wake && done == 0 ? 0 : OS_DONTWAKE;
 		long n = op == INSTALL_COPY
-				 ? os_uffd_copy(u->ufd, dst + done, src + done, len - done, OS_DONTWAKE)
-				 : os_uffd_zeropage(u->ufd, dst + done, len - done, OS_DONTWAKE);
+				 ? os_uffd_copy(u->ufd, dst + done, src + done, len - done, flags)
+				 : os_uffd_zeropage(u->ufd, dst + done, len - done, flags);
 
 		if (n > 0) {
+			if (done == 0 && (size_t)n == len && !(flags & OS_DONTWAKE))
+				return 1;
 			done += (size_t)n;
 		} else if (n == -EEXIST) {
 			done += OS_PAGE_SIZE;
@@ -88,9 +94,11 @@ static int install_folio(struct uswap *u, char *base, const char *buf, const uin
 
 		while (j < npages && kind[j] == kind[i])
 			j++;
-		rc = range_install(u, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO, base + off,
-			     buf + off, (size_t)(j - i) * OS_PAGE_SIZE);
-		if (rc)
+		/* one kind for the whole folio: one ioctl installs and wakes */
+		rc = range_install(u, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO,
+				   base + off, buf + off, (size_t)(j - i) * OS_PAGE_SIZE,
+				   i == 0 && j == npages);
+		if (rc < 0 || (i == 0 && j == npages))
 			return rc;
 		i = j;
 	}
@@ -142,11 +150,11 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	store_handle_t run_h = { 0 };
 	slot_t run_first = { 0 };
 	bool one_run = true;
-	int rc;
+	int rc, woken;
 
 	if (folio_state_of(word) == FOLIO_EMPTY) {
 		ctr_add(u, CTR_first_touch_folios, 1);
-		return range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
+		return range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
 	}
 
 	for (i = 0; i < npages; i++) {
@@ -174,7 +182,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	}
 
 	if (n_data == 0) {
-		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u));
+		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
 	} else {
 		if (one_run) {
 			rc = run_decode(u, run_h, c->scratch, npages);
@@ -186,8 +194,9 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 			return rc;
 		rc = install_folio(u, base, c->scratch, kind, npages);
 	}
-	if (rc)
+	if (rc < 0)
 		return rc;
+	woken = rc;
 
 	if (n_none)
 		ctr_add(u, CTR_swapin_fallback_partial, 1);
@@ -210,5 +219,5 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 		pt->entry[p0 + i] = 0;
 		zeromap_clear(pt, p0 + i);
 	}
-	return 0;
+	return woken;
 }
