@@ -24,14 +24,25 @@
  * for faults resolved by UFFDIO_ZEROPAGE 4 KiB, UFFDIO_COPY 4 KiB and
  * UFFDIO_COPY 64 KiB (one fault maps 16 pages), in sequential and random
  * order over a 256 MiB registered region; B also with UFFDIO_MOVE of
- * prepared pages.  Then: what mode C's wasted wake costs the other CPU
- * (a busy thread there counts its lost loop iterations), and the cost of
- * the single primitives (COPY/MOVE/ZEROPAGE, eviction by MOVE out of the
- * region, MADV_DONTNEED, read(2) into a missing page served by mode C).
+ * prepared pages.  Then:
+ *   - faults spaced by 200 us of busy work (isolated faults), and whether
+ *     the spinning modes suffer from the faulting vCPU going idle;
+ *   - Cx: one handler per CPU, each in its own epoll set with the uffd
+ *     added EPOLLEXCLUSIVE (one wake per fault instead of one per handler);
+ *   - what mode C's wasted wake costs the other CPU (a busy thread pinned
+ *     there counts its lost loop iterations);
+ *   - the single primitives: ZEROPAGE/COPY/MOVE in, "write the data, then
+ *     install it" with COPY or MOVE, eviction by MOVE out of the region
+ *     into a registered staging area, MADV_DONTNEED, and read(2) into a
+ *     missing page served through the kernel-mode fault path.
+ * A setup whose runs exceed 3 s in total stops after 3 runs (it says so).
  *
  * Usage: fault_rtt [-n faults_per_run] [-r runs] [-s hybrid_spin_us]
- * Needs: userfaultfd allowed for kernel-mode faults (root, or
- * vm.unprivileged_userfaultfd=1), 2+ CPUs for the cross-CPU modes.
+ * (defaults 2000 faults, 7 runs, 50 us: about 25 s on an idle 2-vCPU VM).
+ * Needs: a userfaultfd that may take kernel-mode faults (CAP_SYS_PTRACE,
+ * or vm.unprivileged_userfaultfd=1), 2+ CPUs for the cross-CPU modes.
+ * Other load on the machine distorts the numbers: the load average is
+ * printed at the start and the end.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -166,16 +177,16 @@ static int cmp_dbl(const void *a, const void *b)
 /* ------------------------------------------------------------------ */
 /* the memory under test */
 
-static int g_uffd = -1;     /* missing faults of g_region and g_stage */
-static char *g_region;      /* REGION bytes, registered MISSING with g_uffd */
-static char *g_stage;       /* REGION bytes, registered too: eviction target */
-static char *g_pool;        /* REGION bytes, plain anonymous: prepared pages */
+static int g_uffd = -1; /* missing faults of g_region and g_stage */
+static char *g_region;	/* REGION bytes, registered MISSING with g_uffd */
+static char *g_stage;	/* REGION bytes, registered too: eviction target */
+static char *g_pool;	/* REGION bytes, plain anonymous: prepared pages */
 static atomic_ulong g_pool_next;
-static char *g_src;         /* BLK bytes, hot source for UFFDIO_COPY */
-static char *g_in;          /* BLK bytes, "decompressor input" */
-static char *g_out;         /* BLK bytes, eviction copy target */
-static int g_uffd_sb = -1;  /* UFFD_FEATURE_SIGBUS */
-static char *g_region_sb;   /* REGION bytes, registered with g_uffd_sb */
+static char *g_src;	   /* BLK bytes, hot source for UFFDIO_COPY */
+static char *g_in;	   /* BLK bytes, "decompressor input" */
+static char *g_out;	   /* BLK bytes, eviction copy target */
+static int g_uffd_sb = -1; /* UFFD_FEATURE_SIGBUS */
+static char *g_region_sb;  /* REGION bytes, registered with g_uffd_sb */
 
 static int g_nfaults = 2000, g_runs = 7;
 static long g_spin_ns = 50000;
@@ -190,8 +201,8 @@ static void fill_pattern(char *p, size_t len)
 
 static char *map_anon(size_t len)
 {
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
 		die("mmap %zu", len);
@@ -270,9 +281,9 @@ static int resolve(int uffd, int op, unsigned long addr, bool dontwake)
 		int r;
 
 		if (op == OP_ZERO4K) {
-			struct uffdio_zeropage z = {
-				.range = {dst, len},
-				.mode = dontwake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0};
+			struct uffdio_zeropage z = {.range = {dst, len},
+						    .mode = dontwake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE
+								     : 0};
 			r = ioctl(uffd, UFFDIO_ZEROPAGE, &z);
 		} else if (op == OP_COPY4K || op == OP_COPY64K) {
 			struct uffdio_copy c = {.dst = dst,
@@ -518,7 +529,7 @@ struct cfg {
 	const char *mode, *desc;
 	int op;
 	bool rnd;
-	int nh; /* handlers: 0 = SIGBUS mode */
+	int nh;		  /* handlers: 0 = SIGBUS mode */
 	int hcpu[MAXCPU]; /* -1 = unpinned */
 	enum hkind hkind;
 	int nw; /* faulting threads */
@@ -660,7 +671,8 @@ static void run_cfg(const struct cfg *c, struct result *res, struct victim *vic,
 					       .n = n / (size_t)c->nw,
 					       .stride = (size_t)c->nw,
 					       .gap_ns = c->gap_ns,
-					       .lat = all + (size_t)r * n + (size_t)i * (n / (size_t)c->nw),
+					       .lat = all + (size_t)r * n +
+						      (size_t)i * (n / (size_t)c->nw),
 					       .expect = c->op == OP_ZERO4K ? 0 : 1,
 					       .bar = &bar};
 			if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
@@ -749,7 +761,8 @@ static void print_row(const struct cfg *c, const struct result *r)
 		}
 		if (!srv)
 			srv = 1;
-		snprintf(note, sizeof note, "same-CPU %3.0f%%, handler sleeps/fault %.2f, EAGAIN %.2f",
+		snprintf(note, sizeof note,
+			 "same-CPU %3.0f%%, handler sleeps/fault %.2f, EAGAIN %.2f",
 			 100.0 * (double)same / (double)srv, (double)sleeps / (double)srv,
 			 (double)eagain / (double)srv);
 	} else if (c->hkind == H_HYBRID && c->nh) {
@@ -770,8 +783,8 @@ static void print_row(const struct cfg *c, const struct result *r)
 
 static void print_header(void)
 {
-	printf("%-5s %-44s %-7s %-3s %7s %7s %7s %7s %7s %5s %7s  %s\n", "mode", "setup",
-	       "resolve", "ord", "med", "min", "max", "p50", "p99", "slow%", "wall", "notes");
+	printf("%-5s %-44s %-7s %-3s %7s %7s %7s %7s %7s %5s %7s  %s\n", "mode", "setup", "resolve",
+	       "ord", "med", "min", "max", "p50", "p99", "slow%", "wall", "notes");
 }
 
 /* ------------------------------------------------------------------ */
@@ -873,7 +886,8 @@ static void g_prep_copy(uint32_t *lat, int n, size_t len)
 		struct uffdio_copy c = {.dst = (unsigned long)g_region + i * len,
 					.src = (unsigned long)g_src,
 					.len = len};
-		TIMED(lat[i], memcpy(g_src, g_in, len); must(ioctl(g_uffd, UFFDIO_COPY, &c), "COPY"));
+		TIMED(lat[i], memcpy(g_src, g_in, len);
+		      must(ioctl(g_uffd, UFFDIO_COPY, &c), "COPY"));
 	}
 }
 
@@ -885,7 +899,8 @@ static void g_prep_move(uint32_t *lat, int n, size_t len)
 		struct uffdio_move m = {.dst = (unsigned long)g_region + i * len,
 					.src = (unsigned long)g_pool,
 					.len = len};
-		TIMED(lat[i], memcpy(g_pool, g_in, len); must(ioctl(g_uffd, UFFDIO_MOVE, &m), "MOVE"));
+		TIMED(lat[i], memcpy(g_pool, g_in, len);
+		      must(ioctl(g_uffd, UFFDIO_MOVE, &m), "MOVE"));
 	}
 }
 
@@ -1190,14 +1205,24 @@ int main(int argc, char **argv)
 	print_header();
 
 	/* A: one blocking handler, nothing pinned. */
-	c = (struct cfg){.mode = "A", .desc = "1 blocking handler, nothing pinned", .nh = 1,
-			 .hcpu = {-1}, .hkind = H_BLOCK, .nw = 1, .wcpu = {-1},
+	c = (struct cfg){.mode = "A",
+			 .desc = "1 blocking handler, nothing pinned",
+			 .nh = 1,
+			 .hcpu = {-1},
+			 .hkind = H_BLOCK,
+			 .nw = 1,
+			 .wcpu = {-1},
 			 .nfaults = g_nfaults};
 	run_table(c, true);
 
 	/* B: handler pinned to the faulting thread's CPU. */
-	c = (struct cfg){.mode = "B", .desc = "handler + faulting thread pinned, same CPU",
-			 .nh = 1, .hcpu = {cpu0}, .hkind = H_BLOCK, .nw = 1, .wcpu = {cpu0},
+	c = (struct cfg){.mode = "B",
+			 .desc = "handler + faulting thread pinned, same CPU",
+			 .nh = 1,
+			 .hcpu = {cpu0},
+			 .hkind = H_BLOCK,
+			 .nw = 1,
+			 .wcpu = {cpu0},
 			 .nfaults = g_nfaults};
 	run_table(c, true);
 	for (int op = OP_MOVE4K; op <= OP_MOVE64K; op++)
@@ -1212,8 +1237,12 @@ int main(int argc, char **argv)
 
 	if (g_ncpu > 1) {
 		/* C: one blocking handler per CPU, each pinned. */
-		c = (struct cfg){.mode = "C1", .desc = "handler per CPU (pinned), fault thr unpinned",
-				 .nh = g_ncpu, .hkind = H_BLOCK, .nw = 1, .wcpu = {-1},
+		c = (struct cfg){.mode = "C1",
+				 .desc = "handler per CPU (pinned), fault thr unpinned",
+				 .nh = g_ncpu,
+				 .hkind = H_BLOCK,
+				 .nw = 1,
+				 .wcpu = {-1},
 				 .nfaults = g_nfaults};
 		memcpy(c.hcpu, g_cpus, sizeof c.hcpu);
 		run_table(c, true);
@@ -1222,27 +1251,41 @@ int main(int argc, char **argv)
 		c.wcpu[0] = cpu0;
 		run_table(c, true);
 		c.mode = "C2";
-		c.desc = "handler per CPU (pinned), 2 fault thr unpinned";
+		c.desc = "handler per CPU (pinned), 2 unpinned fault thr";
 		c.nw = 2;
 		c.wcpu[0] = c.wcpu[1] = -1;
 		run_table(c, true);
 
 		/* D: spinning handler on the other CPU. */
-		c = (struct cfg){.mode = "D", .desc = "spinning handler on the other CPU", .nh = 1,
-				 .hcpu = {cpu1}, .hkind = H_SPIN, .nw = 1, .wcpu = {cpu0},
+		c = (struct cfg){.mode = "D",
+				 .desc = "spinning handler on the other CPU",
+				 .nh = 1,
+				 .hcpu = {cpu1},
+				 .hkind = H_SPIN,
+				 .nw = 1,
+				 .wcpu = {cpu0},
 				 .nfaults = g_nfaults / 2};
 		run_table(c, true);
 
 		/* E: spin-then-block on the other CPU. */
-		c = (struct cfg){.mode = "E", .desc = "spin-then-block handler on the other CPU",
-				 .nh = 1, .hcpu = {cpu1}, .hkind = H_HYBRID, .nw = 1,
-				 .wcpu = {cpu0}, .nfaults = g_nfaults / 2};
+		c = (struct cfg){.mode = "E",
+				 .desc = "spin-then-block handler on the other CPU",
+				 .nh = 1,
+				 .hcpu = {cpu1},
+				 .hkind = H_HYBRID,
+				 .nw = 1,
+				 .wcpu = {cpu0},
+				 .nfaults = g_nfaults / 2};
 		run_table(c, true);
 	}
 
 	/* F: SIGBUS, resolved in the faulting thread. */
-	c = (struct cfg){.mode = "F", .desc = "UFFD_FEATURE_SIGBUS, resolved in the thread",
-			 .nh = 0, .nw = 1, .wcpu = {-1}, .nfaults = g_nfaults};
+	c = (struct cfg){.mode = "F",
+			 .desc = "UFFD_FEATURE_SIGBUS, resolved in the thread",
+			 .nh = 0,
+			 .nw = 1,
+			 .wcpu = {-1},
+			 .nfaults = g_nfaults};
 	run_table(c, true);
 
 	/* Faults spaced out by busy work: who pays a wake-up from sleep? */
@@ -1254,30 +1297,65 @@ int main(int argc, char **argv)
 		int ng = 0;
 		long gap_s = 20000, gap_l = 4 * g_spin_ns;
 
-		gc[ng++] = (struct cfg){.mode = "B", .nh = 1, .hcpu = {cpu0}, .hkind = H_BLOCK,
-					.nw = 1, .wcpu = {cpu0}, .gap_ns = gap_l};
+		gc[ng++] = (struct cfg){.mode = "B",
+					.nh = 1,
+					.hcpu = {cpu0},
+					.hkind = H_BLOCK,
+					.nw = 1,
+					.wcpu = {cpu0},
+					.gap_ns = gap_l};
 		if (g_ncpu > 1) {
-			gc[ng] = (struct cfg){.mode = "C1", .nh = g_ncpu, .hkind = H_BLOCK,
-					      .nw = 1, .wcpu = {-1}, .gap_ns = gap_l};
+			gc[ng] = (struct cfg){.mode = "C1",
+					      .nh = g_ncpu,
+					      .hkind = H_BLOCK,
+					      .nw = 1,
+					      .wcpu = {-1},
+					      .gap_ns = gap_l};
 			memcpy(gc[ng++].hcpu, g_cpus, sizeof gc[0].hcpu);
-			gc[ng++] = (struct cfg){.mode = "D", .nh = 1, .hcpu = {cpu1},
-						.hkind = H_SPIN, .nw = 1, .wcpu = {cpu0},
+			gc[ng++] = (struct cfg){.mode = "D",
+						.nh = 1,
+						.hcpu = {cpu1},
+						.hkind = H_SPIN,
+						.nw = 1,
+						.wcpu = {cpu0},
 						.gap_ns = gap_l};
-			gc[ng++] = (struct cfg){.mode = "E", .nh = 1, .hcpu = {cpu1},
-						.hkind = H_HYBRID, .nw = 1, .wcpu = {cpu0},
+			gc[ng++] = (struct cfg){.mode = "E",
+						.nh = 1,
+						.hcpu = {cpu1},
+						.hkind = H_HYBRID,
+						.nw = 1,
+						.wcpu = {cpu0},
 						.gap_ns = gap_s};
-			gc[ng++] = (struct cfg){.mode = "E", .nh = 1, .hcpu = {cpu1},
-						.hkind = H_HYBRID, .nw = 1, .wcpu = {cpu0},
+			gc[ng++] = (struct cfg){.mode = "E",
+						.nh = 1,
+						.hcpu = {cpu1},
+						.hkind = H_HYBRID,
+						.nw = 1,
+						.wcpu = {cpu0},
 						.gap_ns = gap_l};
 			/* Diagnosis: is it the faulting vCPU's trip through idle? */
-			gc[ng++] = (struct cfg){.mode = "D", .nh = 1, .hcpu = {cpu1},
-						.hkind = H_SPIN, .nw = 1, .wcpu = {cpu0},
+			gc[ng++] = (struct cfg){.mode = "D",
+						.nh = 1,
+						.hcpu = {cpu1},
+						.hkind = H_SPIN,
+						.nw = 1,
+						.wcpu = {cpu0},
 						.filler = true};
-			gc[ng++] = (struct cfg){.mode = "D", .nh = 1, .hcpu = {cpu1},
-						.hkind = H_SPIN, .nw = 1, .wcpu = {cpu0},
-						.gap_ns = gap_l, .filler = true};
-			gc[ng] = (struct cfg){.mode = "A", .nh = 1, .hcpu = {-1}, .hkind = H_BLOCK,
-					      .nw = 1, .wcpu = {-1}, .gap_ns = gap_l};
+			gc[ng++] = (struct cfg){.mode = "D",
+						.nh = 1,
+						.hcpu = {cpu1},
+						.hkind = H_SPIN,
+						.nw = 1,
+						.wcpu = {cpu0},
+						.gap_ns = gap_l,
+						.filler = true};
+			gc[ng] = (struct cfg){.mode = "A",
+					      .nh = 1,
+					      .hcpu = {-1},
+					      .hkind = H_BLOCK,
+					      .nw = 1,
+					      .wcpu = {-1},
+					      .gap_ns = gap_l};
 			ng++;
 		}
 		for (int i = 0; i < ng; i++) {
@@ -1285,10 +1363,10 @@ int main(int argc, char **argv)
 			static char desc[10][96];
 
 			snprintf(desc[i], sizeof desc[i], "gap %ld us%s%s", gc[i].gap_ns / 1000,
-				 gc[i].hkind == H_HYBRID ? (gc[i].gap_ns < g_spin_ns
-								    ? " (< spin window)"
-								    : " (> spin window)")
-							 : "",
+				 gc[i].hkind == H_HYBRID
+					 ? (gc[i].gap_ns < g_spin_ns ? " (< spin window)"
+								     : " (> spin window)")
+					 : "",
 				 gc[i].filler ? ", SCHED_IDLE filler on fault CPU" : "");
 			gc[i].desc = desc[i];
 			gc[i].op = OP_COPY4K;
@@ -1303,11 +1381,10 @@ int main(int argc, char **argv)
 	 * handler, but always the first registered one (on cpu0). */
 	if (g_ncpu > 1) {
 		struct cfg xc[4];
-		static const char *const xd[4] = {
-			"EPOLLEXCLUSIVE/handler, fault thr on CPU0",
-			"EPOLLEXCLUSIVE/handler, fault thr on CPU1",
-			"EPOLLEXCLUSIVE/handler, fault thr unpinned",
-			"EPOLLEXCLUSIVE/handler, 2 fault thr unpinned"};
+		static const char *const xd[4] = {"EPOLLEXCLUSIVE/handler, fault thr on CPU0",
+						  "EPOLLEXCLUSIVE/handler, fault thr on CPU1",
+						  "EPOLLEXCLUSIVE/handler, fault thr unpinned",
+						  "EPOLLEXCLUSIVE/handler, 2 fault thr unpinned"};
 
 		printf("\none handler per CPU, each in its own epoll set with the uffd added "
 		       "EPOLLEXCLUSIVE\n(handler 0 on CPU %d registered first):\n",
@@ -1316,10 +1393,17 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 4; i++) {
 			struct result r;
 
-			xc[i] = (struct cfg){.mode = "Cx", .desc = xd[i], .op = OP_COPY4K,
-					     .rnd = true, .nh = g_ncpu, .hkind = H_EPOLLX,
+			xc[i] = (struct cfg){.mode = "Cx",
+					     .desc = xd[i],
+					     .op = OP_COPY4K,
+					     .rnd = true,
+					     .nh = g_ncpu,
+					     .hkind = H_EPOLLX,
 					     .nw = i == 3 ? 2 : 1,
-					     .wcpu = {i == 0 ? cpu0 : i == 1 ? cpu1 : -1, -1},
+					     .wcpu = {i == 0   ? cpu0
+						      : i == 1 ? cpu1
+							       : -1,
+						      -1},
 					     .nfaults = g_nfaults};
 			memcpy(xc[i].hcpu, g_cpus, sizeof xc[i].hcpu);
 			run_cfg(&xc[i], &r, NULL, NULL, NULL);
@@ -1332,14 +1416,23 @@ int main(int argc, char **argv)
 	if (g_ncpu > 1) {
 		struct victim v;
 		struct cfg vc[4] = {
-			{.mode = "B+v", .desc = "B (1 handler, on the faulting CPU)", .nh = 1,
+			{.mode = "B+v",
+			 .desc = "B (1 handler, on the faulting CPU)",
+			 .nh = 1,
 			 .hcpu = {cpu0}},
-			{.mode = "C1p+v", .desc = "C1p (+1 handler on the busy CPU)", .nh = 2,
+			{.mode = "C1p+v",
+			 .desc = "C1p (+1 handler on the busy CPU)",
+			 .nh = 2,
 			 .hcpu = {cpu0, cpu1}},
-			{.mode = "C3+v", .desc = "C1p with 3 handlers on the busy CPU", .nh = 4,
+			{.mode = "C3+v",
+			 .desc = "C1p with 3 handlers on the busy CPU",
+			 .nh = 4,
 			 .hcpu = {cpu0, cpu1, cpu1, cpu1}},
-			{.mode = "Cx+v", .desc = "Cx (EPOLLEXCLUSIVE), fault thr on CPU0", .nh = 2,
-			 .hcpu = {cpu0, cpu1}, .hkind = H_EPOLLX},
+			{.mode = "Cx+v",
+			 .desc = "Cx (EPOLLEXCLUSIVE), fault thr on CPU0",
+			 .nh = 2,
+			 .hcpu = {cpu0, cpu1},
+			 .hkind = H_EPOLLX},
 		};
 		struct result vr[4];
 		double loss[4], rate0;
@@ -1379,7 +1472,8 @@ int main(int argc, char **argv)
 		atomic_store(&v.stop, true);
 		pthread_join(v.tid, NULL);
 		unpin_self();
-		printf("busy thread lost per fault: B %.2f us, C1p %.2f us, C3 %.2f us, Cx %.2f us\n",
+		printf("busy thread lost per fault: B %.2f us, C1p %.2f us, C3 %.2f us, Cx %.2f "
+		       "us\n",
 		       loss[0], loss[1], loss[2], loss[3]);
 		printf("=> one wasted wake costs the busy CPU %.2f us/fault; 3 of them %.2f "
 		       "us/fault\n",
@@ -1438,8 +1532,8 @@ int main(int argc, char **argv)
 			char name[96];
 
 			hset_start(&hs, g_ncpu, g_cpus, H_BLOCK, OP_COPY4K);
-			snprintf(name, sizeof name, "read(2) 4 KiB into a missing page, mode C (%d)",
-				 g_ncpu);
+			snprintf(name, sizeof name,
+				 "read(2) 4 KiB into a missing page, mode C (%d)", g_ncpu);
 			run_g(name, g_read_missing, n);
 			hset_stop(&hs);
 		}
@@ -1468,8 +1562,8 @@ int main(int argc, char **argv)
 		}
 	}
 
-	printf("\nsummary: median us per fault\n%-5s %13s %13s %13s\n%-5s", "", "zero4k",
-	       "copy4k", "copy64k", "mode");
+	printf("\nsummary: median us per fault\n%-5s %13s %13s %13s\n%-5s", "", "zero4k", "copy4k",
+	       "copy64k", "mode");
 	for (int i = 0; i < 3; i++)
 		printf(" %6s %6s", "seq", "rnd");
 	printf("\n");

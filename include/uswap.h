@@ -36,7 +36,8 @@ struct uswap_config {
 	size_t folio_size;      /* power of two, 4 KiB .. 2 MiB; 0 = 64 KiB */
 	size_t store_limit;     /* bytes the store may use; 0 = no limit */
 	/* uswap additions */
-	unsigned threads;       /* fault-handler threads; 0 = one per online CPU */
+	unsigned threads;       /* fault-handler threads; 0 = one per online CPU,
+	                           at most 4 (each fault wakes every handler) */
 	unsigned flags;         /* USWAP_CFG_* */
 };
 

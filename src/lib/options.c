@@ -18,6 +18,7 @@
 #define FOLIO_MAX (2u << 20)
 #define FOLIO_DEFAULT (64u << 10)
 #define THREADS_MAX 64u
+#define THREADS_DEFAULT_MAX 4u
 
 const struct option_doc options_table[] = {
 	{ "USWAP_LIMIT", "--limit", "SIZE", "0 (no limit)",
@@ -28,7 +29,7 @@ const struct option_doc options_table[] = {
 	  "folio size: a power of two from 4K to 2M" },
 	{ "USWAP_STORE_LIMIT", "--store-limit", "SIZE", "0 (no limit)",
 	  "memory the store may use; eviction stops when it is full" },
-	{ "USWAP_THREADS", "--threads", "N", "0 (one per CPU)",
+	{ "USWAP_THREADS", "--threads", "N", "0 (one per CPU, at most 4)",
 	  "fault-handler threads, 1 to 64" },
 	{ "USWAP_PIN", "--pin", "0|1", "1", "pin each handler thread to a CPU" },
 	{ NULL, NULL, NULL, NULL, NULL },
@@ -95,7 +96,7 @@ static int parse_uint(const char *what, const char *s, unsigned lo, unsigned hi,
 int options_from_env(struct uswap_config *cfg)
 {
 	const char *v;
-	unsigned pin;
+	unsigned pin = 1;
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -157,9 +158,12 @@ int options_resolve(const struct uswap_config *cfg, struct uswap_params *p)
 	if (cfg->threads > THREADS_MAX)
 		return errmsg_set(-EINVAL, "threads %u is not allowed: use 0 (one per CPU) to %u",
 				  cfg->threads, THREADS_MAX);
+	/* Every handler waiting on the userfaultfd is woken by every fault
+	 * (docs/FAULT_PATH.md: about 2 us of CPU each), so by default one per
+	 * CPU, but no more than THREADS_DEFAULT_MAX. */
 	p->threads = cfg->threads ? cfg->threads : (unsigned)os_cpu_count();
-	if (p->threads > THREADS_MAX)
-		p->threads = THREADS_MAX;
+	if (!cfg->threads && p->threads > THREADS_DEFAULT_MAX)
+		p->threads = THREADS_DEFAULT_MAX;
 	if (cfg->flags & ~USWAP_CFG_NO_PIN)
 		return errmsg_set(-EINVAL, "config flags 0x%x are unknown: allowed is 0x%x", cfg->flags,
 				  USWAP_CFG_NO_PIN);

@@ -101,7 +101,7 @@ struct uffdio_move {
 /* struct page_region - a run of pages with the same categories. */
 struct page_region {
 	__u64 start;
-	__u64 end; /* exclusive */
+	__u64 end;	  /* exclusive */
 	__u64 categories; /* PAGE_IS_* */
 };
 
@@ -112,7 +112,7 @@ struct pm_scan_arg {
 	__u64 start;
 	__u64 end;
 	__u64 walk_end; /* written: where the walk stopped */
-	__u64 vec; /* struct page_region[vec_len] */
+	__u64 vec;	/* struct page_region[vec_len] */
 	__u64 vec_len;
 	__u64 max_pages; /* 0 = no limit */
 	__u64 category_inverted;
