@@ -138,6 +138,20 @@ static int decode_fallback(struct uswap *u, struct folio_ctx *c, struct pagetabl
 	return 0;
 }
 
+/* Add (sign 1) or take back (sign -1) the counters of one swap-in. */
+static void swapin_count(struct uswap *u, unsigned order, bool whole, unsigned n_none,
+			 unsigned n_data, unsigned n_zero, int sign)
+{
+	uint64_t one = (uint64_t)(int64_t)sign;
+
+	if (n_none)
+		ctr_add(u, CTR_swapin_fallback_partial, one);
+	if (order > 0)
+		ctr_add(u, whole ? CTR_swapin_folios : CTR_swapin_fallback, one);
+	ctr_add(u, CTR_swapin_pages, one * n_data);
+	ctr_add(u, CTR_zero_pages_in, one * n_zero);
+}
+
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 		  uint32_t word)
 {
@@ -154,7 +168,10 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 
 	if (folio_state_of(word) == FOLIO_EMPTY) {
 		ctr_add(u, CTR_first_touch_folios, 1);
-		return range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
+		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
+		if (rc < 0)
+			ctr_add(u, CTR_first_touch_folios, (uint64_t)-1);
+		return rc;
 	}
 
 	for (i = 0; i < npages; i++) {
@@ -181,9 +198,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 			one_run = false;
 	}
 
-	if (n_data == 0) {
-		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
-	} else {
+	if (n_data) {
 		if (one_run) {
 			rc = run_decode(u, run_h, c->scratch, npages);
 		} else {
@@ -192,22 +207,19 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 		}
 		if (rc)
 			return rc;
+	}
+	/* Count before installing: the ioctl that installs the folio may wake
+	 * the program, which must then see counters that include it. */
+	swapin_count(u, order, one_run && !n_none, n_none, n_data, n_zero, 1);
+	if (n_data == 0)
+		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
+	else
 		rc = install_folio(u, base, c->scratch, kind, npages);
-	}
-	if (rc < 0)
+	if (rc < 0) {
+		swapin_count(u, order, one_run && !n_none, n_none, n_data, n_zero, -1);
 		return rc;
-	woken = rc;
-
-	if (n_none)
-		ctr_add(u, CTR_swapin_fallback_partial, 1);
-	if (order > 0) {
-		if (one_run && !n_none)
-			ctr_add(u, CTR_swapin_folios, 1);
-		else
-			ctr_add(u, CTR_swapin_fallback, 1);
 	}
-	ctr_add(u, CTR_swapin_pages, n_data);
-	ctr_add(u, CTR_zero_pages_in, n_zero);
+	woken = rc;
 
 	/* The pages are in: drop their stored copies and zero bits. */
 	for (i = 0; i < npages; i++) {
