@@ -100,12 +100,36 @@ static void *rw_main(void *arg)
 	return NULL;
 }
 
+/* Samples the region's real resident set while the threads run. */
+struct sampler {
+	char *mem;
+	size_t len;
+	int stop;
+	long max_pages, samples;
+};
+
+static void *sampler_main(void *arg)
+{
+	struct sampler *sm = arg;
+
+	while (!__atomic_load_n(&sm->stop, __ATOMIC_ACQUIRE)) {
+		long n = itest_resident_pages(sm->mem, sm->len);
+
+		if (n > sm->max_pages)
+			sm->max_pages = n;
+		sm->samples++;
+		usleep(500);
+	}
+	return NULL;
+}
+
 static void test_threads_random_rw(void **state)
 {
 	struct uswap_config cfg = { .limit = 16 * MiB };
 	size_t len = 64 * MiB, pages = len / PAGE, i;
 	struct rw_thread t[4];
-	pthread_t th[4];
+	struct sampler sm;
+	pthread_t th[4], sth;
 	char *mem, *shadow;
 	uswap_t *u;
 	int phase;
@@ -122,6 +146,8 @@ static void test_threads_random_rw(void **state)
 	}
 	assert_within_budget(u, mem, len);
 	assert_same(mem, shadow, len);
+	sm = (struct sampler){ mem, len, 0, 0, 0 };
+	assert_int_equal(pthread_create(&sth, NULL, sampler_main, &sm), 0);
 	for (phase = 0; phase < 3; phase++) {
 		for (k = 0; k < 4; k++) {
 			t[k] = (struct rw_thread){ mem, shadow, pages, k, 4, 11, phase, 0 };
@@ -134,6 +160,12 @@ static void test_threads_random_rw(void **state)
 		assert_within_budget(u, mem, len);
 		assert_same(mem, shadow, len);
 	}
+	__atomic_store_n(&sm.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(sth, NULL);
+	fprintf(stderr, "# %ld samples of the resident set, at most %ld pages (budget %lu)\n",
+		sm.samples, sm.max_pages, 16 * MiB / PAGE);
+	assert_true(sm.samples > 10);
+	assert_true((unsigned long)sm.max_pages <= 16 * MiB / PAGE);
 	assert_true(stat_of(u, "swapout_pages") > 0);
 	assert_true(stat_of(u, "swapin_pages") > 0);
 	assert_true(stat_of(u, "swapin_folios") > 0);
