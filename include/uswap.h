@@ -43,12 +43,16 @@ struct uswap_config {
 
 /* Handler threads are not pinned to CPUs (they are by default). */
 #define USWAP_CFG_NO_PIN 0x1u
+/* No swap cache: a folio swapped in drops its stored copy at once, so
+ * evicting it again compresses it again (for comparisons). */
+#define USWAP_CFG_NO_SWAPCACHE 0x2u
 
 /*
  * Open an instance: one userfaultfd, its handler threads and a reclaimer.
  * @cfg  NULL = defaults overridden by the USWAP_* environment variables
  *       (USWAP_LIMIT, USWAP_CODEC, USWAP_STORE, USWAP_FOLIO,
- *       USWAP_STORE_LIMIT, USWAP_THREADS); non-NULL = exactly these values.
+ *       USWAP_STORE_LIMIT, USWAP_THREADS, USWAP_PIN, USWAP_SWAPCACHE);
+ *       non-NULL = exactly these values.
  * @return 0 and *out set; -EINVAL for a bad value; -EPERM (or -ENOSYS) when
  *         userfaultfd is not available to this process, -ENOMEM.
  */
@@ -64,7 +68,11 @@ void uswap_close(uswap_t *u);
 /*
  * Map managed anonymous memory of len bytes (rounded up to whole pages),
  * zero-filled, aligned to the folio size.  It behaves like memory from
- * mmap(MAP_PRIVATE|MAP_ANONYMOUS) for every thread and for system calls.
+ * mmap(MAP_PRIVATE|MAP_ANONYMOUS) for every thread and for system calls,
+ * across fork() (the child gets its own copy, swapped-out pages included,
+ * and its own handler threads), and under the program's own munmap,
+ * mremap of a whole region, and madvise(MADV_DONTNEED/MADV_FREE), which
+ * read as zeros afterwards and free their stored copies.
  * @return 0 and *addr set; -EINVAL (len 0, unknown flags), -ENOMEM.
  */
 int uswap_map(uswap_t *u, size_t len, int flags, void **addr);

@@ -47,22 +47,23 @@ bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t
 			return false;
 		t = h->table;
 		w = folio_word_load(pt, f);
-		if (folio_state_of(w) != FOLIO_RESIDENT ||
-		    (w & (FOLIO_LOCKED | FOLIO_PINNED | FOLIO_BUSY)))
+		if (folio_state_of(w) != FOLIO_RESIDENT || (w & (FOLIO_LOCKED | FOLIO_PINNED)))
 			continue;
-		if (w & FOLIO_REFERENCED) {
-			folio_flags_clear(pt, f, FOLIO_REFERENCED);
+		/* REFERENCED (faulted since the last turn) and BUSY (eviction
+		 * refused, e.g. a page pinned for I/O) each buy one turn. */
+		if (w & (FOLIO_REFERENCED | FOLIO_BUSY)) {
+			folio_flags_clear(pt, f, FOLIO_REFERENCED | FOLIO_BUSY);
 			continue;
 		}
-		if (!folio_trylock(pt, f, &w))
-			continue;
-		if (folio_state_of(w) == FOLIO_RESIDENT && !(w & (FOLIO_PINNED | FOLIO_REFERENCED))) {
+		/* Lock only the word looked at: if it changed meanwhile (a fault
+		 * referenced it, a pin), leave it; nothing to undo, nobody to
+		 * wake. */
+		if (__atomic_compare_exchange_n(&pt->fword[f], &w, w | FOLIO_LOCKED, false,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 			*table = t;
 			*folio = f;
 			return true;
 		}
-		/* it changed between the look and the lock: leave it as it is */
-		folio_unlock(pt, f, folio_state_of(w), 0, 0);
 	}
 	return false;
 }

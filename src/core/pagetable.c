@@ -63,8 +63,8 @@ bool folio_transition_ok(enum folio_state from, enum folio_state to)
 	static const bool allowed[3][3] = {
 		/*               EMPTY  RESIDENT OUT */
 		[FOLIO_EMPTY] = { true, true, false },
-		[FOLIO_RESIDENT] = { false, true, true },
-		[FOLIO_OUT] = { false, true, true },
+		[FOLIO_RESIDENT] = { true, true, true },
+		[FOLIO_OUT] = { true, true, true },
 	};
 
 	return from <= FOLIO_OUT && to <= FOLIO_OUT && allowed[from][to];
@@ -110,7 +110,8 @@ int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm
 	for (i = first; i < first + folio_pages(pt); i++) {
 		bool zero = zeromap_test(pt, i), slot = entry_has_slot(pt->entry[i]);
 
-		if (st != FOLIO_OUT && (zero || slot)) {
+		if ((st == FOLIO_EMPTY || (st == FOLIO_RESIDENT && !(w & FOLIO_SWAPCACHE))) &&
+		    (zero || slot)) {
 			fprintf(stderr, "uswap: folio %u (state %d): page %u has %s\n", f, st, i,
 				zero ? "a zero bit" : "a slot");
 			return -EFAULT;

@@ -11,14 +11,27 @@
  *
  *            fault (zero page)               evict (stored or zero)
  *   EMPTY ------------------------> RESIDENT ------------------------> OUT
- *                                      ^                                |
- *                                      +------------- fault -----------+
+ *     ^                              ^  |  ^                            |
+ *     |                              |  |  +------------- fault -------+
+ *     +---- removed / unmapped ------+--+-------------------------------+
  *
- *   EMPTY     never populated: every page reads as zero, nothing is stored.
+ *   EMPTY     never populated, or dropped by the program (MADV_DONTNEED,
+ *             munmap): every page reads as zero, nothing is stored.
  *   RESIDENT  the folio's pages are mapped in the region (some may be the
  *             shared zero page); it counts against the budget.
+ *             With SWAPCACHE (the swap cache), the folio came in from the
+ *             store and has not been written since: its data pages are
+ *             write-protected and keep their slots, its zero pages keep
+ *             their zero bits, so evicting it again stores nothing.  The
+ *             first write (a write-protect fault) drops the slots and the
+ *             flag.  Without SWAPCACHE a resident folio has no slot and
+ *             no zero bit.
  *   OUT       evicted: each page is either in the zero map, or has a slot,
  *             or (never for a folio evicted whole) neither = reads zero.
+ *
+ * A page entry's SHARED bit says that the slot is also referenced by
+ * another process: both sides of a fork keep the slots that existed then
+ * (each in its own copy of the slot map and store, see runtime/fork.c).
  *
  * A transition happens only under the folio's LOCKED bit, taken by
  * compare-and-swap; a thread that finds the bit set sets WAITERS and sleeps
@@ -50,15 +63,19 @@ enum folio_state {
 #define FOLIO_WAITERS    0x8u
 #define FOLIO_PINNED     0x10u
 #define FOLIO_REFERENCED 0x20u
-#define FOLIO_BUSY       0x40u /* eviction failed with EBUSY: skipped until next fault */
+#define FOLIO_BUSY       0x40u /* eviction failed with EBUSY: skipped by one clock turn */
+#define FOLIO_SWAPCACHE  0x80u /* resident, clean, still holds its stored copy */
+#define FOLIO_GONE       0x100u /* unmapped by the program: the range is not ours */
 
 /* A page index within a region; a distinct type from slot numbers. */
 typedef struct {
 	uint32_t v;
 } pgidx_t;
 
-/* Page entry: 0 = no slot, else slot number + 1. */
+/* Page entry: 0 = no slot, else (slot number + 1) | ENTRY_SHARED when the
+ * slot is shared with another process. */
 typedef uint32_t page_entry_t;
+#define ENTRY_SHARED 0x80000000u
 
 struct pagetable {
 	unsigned folio_order;   /* pages per folio = 1 << folio_order */
@@ -140,12 +157,17 @@ static inline void zeromap_clear(struct pagetable *pt, uint32_t page)
 
 static inline bool entry_has_slot(page_entry_t e)
 {
-	return e != 0;
+	return (e & ~ENTRY_SHARED) != 0;
+}
+
+static inline bool entry_shared(page_entry_t e)
+{
+	return e & ENTRY_SHARED;
 }
 
 static inline slot_t entry_slot(page_entry_t e)
 {
-	return (slot_t){ e - 1 };
+	return (slot_t){ (e & ~ENTRY_SHARED) - 1 };
 }
 
 static inline page_entry_t entry_of_slot(slot_t s)
@@ -154,9 +176,9 @@ static inline page_entry_t entry_of_slot(slot_t s)
 }
 
 /*
- * Check the invariants of folio f (caller holds its lock): a RESIDENT or
- * EMPTY folio has no slots and no zero bits; an OUT folio's pages have at
- * most one of (slot, zero bit), and each slot is in use in sm.
+ * Check the invariants of folio f (caller holds its lock): an EMPTY folio,
+ * or a RESIDENT one without SWAPCACHE, has no slots and no zero bits; any
+ * page has at most one of (slot, zero bit), and each slot is in use in sm.
  * @return 0 or -EFAULT after printing what is wrong.
  */
 int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm);

@@ -3,6 +3,7 @@
  * The public API: instances, regions and advice (include/uswap.h).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,28 @@
 #define API __attribute__((visibility("default")))
 
 /* Features uswap cannot work without, and those it uses when present. */
-#define UFFD_NEEDED (OS_UFFD_MOVE)
-#define UFFD_WANTED (OS_UFFD_MOVE | OS_UFFD_THREAD_ID | OS_UFFD_POISON)
+#define UFFD_NEEDED                                                                 \
+	(OS_UFFD_MOVE | OS_UFFD_WP | OS_UFFD_FORK | OS_UFFD_REMOVE | OS_UFFD_UNMAP | \
+	 OS_UFFD_REMAP)
+#define UFFD_WANTED (UFFD_NEEDED | OS_UFFD_THREAD_ID | OS_UFFD_POISON)
+
+/*
+ * API calls that lock folios run with the program's signals blocked: a
+ * signal handler that touched a folio the interrupted call holds locked
+ * would wait for it for ever.
+ */
+static void signals_block(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+static void signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
 
 static void instance_free(struct uswap *u)
 {
@@ -23,6 +44,8 @@ static void instance_free(struct uswap *u)
 
 	handlers_stop(u);
 	reclaimer_stop(u);
+	if (u->fork_registered)
+		fork_unregister(u);
 	while ((c = u->ctx_free)) {
 		u->ctx_free = c->next_free;
 		folio_ctx_destroy(u, c);
@@ -33,8 +56,11 @@ static void instance_free(struct uswap *u)
 	if (u->slots)
 		slotmap_destroy(u->slots);
 	regions_destroy(&u->regions);
+	events_destroy(u);
 	if (u->ufd >= 0)
 		os_close(u->ufd);
+	if (u->staging_fd >= 0)
+		os_close(u->staging_fd);
 	if (u->stop_fd >= 0)
 		os_close(u->stop_fd);
 	if (u->kick_fd >= 0)
@@ -76,14 +102,20 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	u->ufd = u->stop_fd = u->kick_fd = -1;
+	u->ufd = u->staging_fd = u->stop_fd = u->kick_fd = -1;
 	pthread_mutex_init(&u->clock_lock, NULL);
 	pthread_mutex_init(&u->ctx_lock, NULL);
 	rc = options_resolve(cfg, &u->p);
 	if (rc)
 		goto err;
 	u->nworkers = u->p.threads;
-	regions_init(&u->regions, u->nworkers + 1 + 4);
+	u->swapcache = !(u->p.flags & USWAP_CFG_NO_SWAPCACHE);
+	/* shards: one per handler, the reclaimer's, then 4 for API callers */
+	rc = regions_init(&u->regions, u->nworkers + 1 + 4, u->nworkers + 1);
+	if (!rc)
+		rc = events_init(u);
+	if (rc)
+		goto err;
 
 	rc = os_uffd_open(UFFD_WANTED, &got);
 	if (rc < 0)
@@ -91,10 +123,18 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 	u->ufd = rc;
 	u->features = got;
 	if ((got & UFFD_NEEDED) != UFFD_NEEDED) {
-		rc = errmsg_set(-ENOTSUP, "this kernel's userfaultfd lacks UFFDIO_MOVE, which uswap "
-					  "needs to evict safely: Linux 6.8 or later is required");
+		rc = errmsg_set(-ENOTSUP,
+				"this kernel's userfaultfd lacks %s, which uswap needs: Linux 6.8 or "
+				"later is required",
+				!(got & OS_UFFD_MOVE) ? "UFFDIO_MOVE (to evict safely)"
+				: !(got & OS_UFFD_WP) ? "write-protect faults (for the swap cache)"
+						      : "fork, remove, unmap and remap events");
 		goto err;
 	}
+	rc = os_uffd_open(OS_UFFD_MOVE, &got);
+	if (rc < 0)
+		goto err;
+	u->staging_fd = rc;
 	rc = slotmap_create(0, &u->slots);
 	if (rc)
 		goto err;
@@ -114,31 +154,13 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 	rc = reclaimer_start(u);
 	if (rc)
 		goto err;
+	fork_register(u);
+	u->fork_registered = true;
 	*out = u;
 	return 0;
 err:
 	instance_free(u);
 	return rc;
-}
-
-static void region_free(struct uswap *u, struct region *r)
-{
-	uint32_t f;
-
-	os_uffd_unregister(u->ufd, r->start, r->len);
-	for (f = 0; f < r->pt.nfolios; f++) {
-		uint32_t w = folio_word_load(&r->pt, f);
-
-		if (folio_state_of(w) == FOLIO_RESIDENT)
-			budget_uncharge(u, 1);
-		else if (folio_state_of(w) == FOLIO_OUT)
-			folio_release(u, r, f);
-		if (w & FOLIO_PINNED)
-			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);
-	}
-	os_mem_unmap(r->start, r->len);
-	pagetable_destroy(&r->pt);
-	free(r);
 }
 
 API void uswap_close(uswap_t *u)
@@ -152,7 +174,7 @@ API void uswap_close(uswap_t *u)
 		struct region *r = u->regions.v[u->regions.n - 1];
 
 		u->regions.n--;
-		region_free(u, r);
+		region_destroy(u, r);
 	}
 	instance_free(u);
 }
@@ -161,6 +183,7 @@ API int uswap_map(uswap_t *u, size_t len, int flags, void **addr)
 {
 	size_t fs, rounded;
 	struct region *r;
+	sigset_t old;
 	int rc;
 
 	errmsg_clear();
@@ -191,16 +214,20 @@ API int uswap_map(uswap_t *u, size_t len, int flags, void **addr)
 	rc = os_region_prepare(r->start, rounded);
 	if (rc)
 		goto err_unmap;
-	rc = os_uffd_register(u->ufd, r->start, rounded, false);
+	rc = os_uffd_register(u->ufd, r->start, rounded, true);
 	if (rc) {
 		errmsg_set(rc, "uswap_map: registering %zu bytes with userfaultfd failed", rounded);
 		goto err_unmap;
 	}
+	signals_block(&old);
 	regions_write_lock(&u->regions);
 	rc = regions_insert(&u->regions, r);
 	regions_write_unlock(&u->regions);
-	if (rc)
+	signals_restore(&old);
+	if (rc) {
+		errmsg_set(rc, "uswap_map: too many regions (at most 1048576)");
 		goto err_unregister;
+	}
 	*addr = r->start;
 	return 0;
 
@@ -218,18 +245,22 @@ err_free:
 API int uswap_unmap(uswap_t *u, void *addr, size_t len)
 {
 	struct region *r;
+	sigset_t old;
 
 	errmsg_clear();
 	if (!u)
 		return errmsg_set(-EINVAL, "uswap_unmap: u is NULL");
+	signals_block(&old);
 	regions_write_lock(&u->regions);
 	r = regions_find(&u->regions, (uintptr_t)addr);
 	if (!r || r->start != addr || len == 0 || len > r->len ||
 	    ((len + folio_bytes(u) - 1) & ~(folio_bytes(u) - 1)) != r->len) {
 		regions_write_unlock(&u->regions);
+		signals_restore(&old);
 		return errmsg_set(-EINVAL,
 				  "uswap_unmap: [%p, +%zu) is not a region: give the address and "
-				  "length of one uswap_map",
+				  "length of one uswap_map (a region the program munmapped whole "
+				  "is gone already)",
 				  addr, len);
 	}
 	regions_remove(&u->regions, r);
@@ -237,7 +268,12 @@ API int uswap_unmap(uswap_t *u, void *addr, size_t len)
 	clock_reset(&u->hand);
 	pthread_mutex_unlock(&u->clock_lock);
 	regions_write_unlock(&u->regions);
-	region_free(u, r);
+	/* the region's own unmap reaches the handlers as an unmap event for a
+	 * range no region covers any more: nothing to do there */
+	pthread_rwlock_rdlock(&u->fork_lock);
+	region_destroy(u, r);
+	pthread_rwlock_unlock(&u->fork_lock);
+	signals_restore(&old);
 	return 0;
 }
 
@@ -245,12 +281,13 @@ API int uswap_unmap(uswap_t *u, void *addr, size_t len)
 static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 			   uint32_t word)
 {
+	bool cached;
 	int rc;
 
 	if (folio_state_of(word) == FOLIO_RESIDENT)
 		return 0;
 	budget_charge(u, c);
-	rc = folio_swap_in(u, c, r, f, word);
+	rc = folio_swap_in(u, c, r, f, word, &cached);
 	if (rc < 0) {
 		budget_uncharge(u, 1);
 		return rc;
@@ -258,6 +295,8 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 	if (rc == 0)
 		os_uffd_wake(u->ufd, r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT)),
 			     folio_bytes(u));
+	if (cached)
+		folio_flags_set(&r->pt, f, FOLIO_SWAPCACHE);
 	return 0;
 }
 
@@ -278,9 +317,10 @@ static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, 
 				clear = FOLIO_REFERENCED;
 				budget_uncharge(u, 1);
 				ctr_add(u, CTR_reclaim_advice, 1);
-			} else if (rc == -EBUSY) {
-				/* pinned for I/O by the kernel: skipped, as the kernel's
-				 * MADV_PAGEOUT skips such pages (reclaim_fail_busy) */
+			} else if (rc != -ENOSPC) {
+				/* pinned for I/O or shared with a child (EBUSY), or
+				 * refused otherwise: skipped, as the kernel's
+				 * MADV_PAGEOUT skips such pages (reclaim_fail_*) */
 				set = FOLIO_BUSY;
 				rc = 0;
 			}
@@ -309,14 +349,23 @@ static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, 
 	return rc;
 }
 
+/* Is [start, end) inside one region?  Checked under a shard. */
+static struct region *advise_region(struct uswap *u, uintptr_t start, uintptr_t end)
+{
+	struct region *r = regions_find(&u->regions, start);
+
+	return r && end >= start && end <= (uintptr_t)r->start + r->len ? r : NULL;
+}
+
 API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 {
-	uintptr_t start = (uintptr_t)addr, end;
-	struct folio_ctx *c = NULL;
+	uintptr_t start = (uintptr_t)addr, end = start + len, at;
+	size_t fb;
+	struct folio_ctx *c;
 	struct region *r;
-	uint32_t f, f_end;
 	unsigned shard;
-	int rc = 0, first_err = 0;
+	sigset_t old;
+	int rc, first_err = 0;
 
 	errmsg_clear();
 	if (!u)
@@ -328,36 +377,52 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 				  advice);
 	if (len == 0)
 		return 0;
-	end = start + len;
+	fb = folio_bytes(u);
 	shard = regions_api_shard(u);
 	regions_read_lock(&u->regions, shard);
-	r = regions_find(&u->regions, start);
-	if (!r || end < start || end > (uintptr_t)r->start + r->len) {
-		regions_read_unlock(&u->regions, shard);
+	r = advise_region(u, start, end);
+	if (r && advice == USWAP_ADV_PIN && u->max_folios) {
+		uint64_t want = (end - (start & ~(fb - 1)) + fb - 1) / fb;
+
+		if (__atomic_load_n(&u->pinned_folios, __ATOMIC_RELAXED) + want > u->max_folios) {
+			regions_read_unlock(&u->regions, shard);
+			return errmsg_set(-ENOMEM, "uswap_advise: pinning %zu more bytes would exceed "
+						   "the budget of %zu bytes",
+					  (size_t)want * fb, u->p.limit);
+		}
+	}
+	regions_read_unlock(&u->regions, shard);
+	if (!r)
 		return errmsg_set(-EINVAL, "uswap_advise: [%p, +%zu) is not inside one region", addr,
 				  len);
-	}
-	f = (uint32_t)((start - (uintptr_t)r->start) / folio_bytes(u));
-	f_end = (uint32_t)((end - (uintptr_t)r->start + folio_bytes(u) - 1) / folio_bytes(u));
-	if (advice == USWAP_ADV_PIN && u->max_folios &&
-	    __atomic_load_n(&u->pinned_folios, __ATOMIC_RELAXED) + (f_end - f) > u->max_folios) {
-		regions_read_unlock(&u->regions, shard);
-		return errmsg_set(-ENOMEM, "uswap_advise: pinning %zu more bytes would exceed the "
-					   "budget of %zu bytes",
-				  (size_t)(f_end - f) * folio_bytes(u), u->p.limit);
-	}
 	c = folio_ctx_get(u);
-	if (!c) {
-		regions_read_unlock(&u->regions, shard);
+	if (!c)
 		return -ENOMEM;
-	}
-	for (; f < f_end; f++) {
-		rc = advise_folio(u, c, r, f, advice);
+	signals_block(&old);
+	/* One folio per hold of the locks: map, unmap and fork never wait for
+	 * a whole range, and faults never wait behind them. */
+	for (at = start; at < end;) {
+		pthread_rwlock_rdlock(&u->fork_lock);
+		regions_read_lock(&u->regions, shard);
+		r = advise_region(u, at, at + 1);
+		if (r) {
+			uint32_t f = (uint32_t)((at - (uintptr_t)r->start) / fb);
+
+			rc = folio_word_load(&r->pt, f) & FOLIO_GONE ? 0 : advise_folio(u, c, r, f, advice);
+			at = (uintptr_t)r->start + (size_t)(f + 1) * fb;
+		} else {
+			rc = errmsg_set(-EINVAL, "uswap_advise: the region of %p was unmapped meanwhile",
+					(void *)at);
+		}
+		regions_read_unlock(&u->regions, shard);
+		pthread_rwlock_unlock(&u->fork_lock);
 		if (rc && !first_err)
 			first_err = rc;
+		if (!r)
+			break;
 	}
+	signals_restore(&old);
 	folio_ctx_put(u, c);
-	regions_read_unlock(&u->regions, shard);
 	if (first_err == -ENOSPC)
 		errmsg_set(first_err, "uswap_advise: the store is full (store_limit): some folios "
 				      "stay resident");

@@ -32,6 +32,8 @@ const struct option_doc options_table[] = {
 	{ "USWAP_THREADS", "--threads", "N", "0 (one per CPU, at most 4)",
 	  "fault-handler threads, 1 to 64" },
 	{ "USWAP_PIN", "--pin", "0|1", "1", "pin each handler thread to a CPU" },
+	{ "USWAP_SWAPCACHE", "--swapcache", "0|1", "1",
+	  "keep the stored copy of a folio swapped in until it is written" },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -117,6 +119,14 @@ int options_from_env(struct uswap_config *cfg)
 		if (!pin)
 			cfg->flags |= USWAP_CFG_NO_PIN;
 	}
+	if ((v = getenv("USWAP_SWAPCACHE"))) {
+		unsigned on;
+
+		if ((rc = parse_uint("USWAP_SWAPCACHE", v, 0, 1, &on)))
+			return rc;
+		if (!on)
+			cfg->flags |= USWAP_CFG_NO_SWAPCACHE;
+	}
 	cfg->codec = getenv("USWAP_CODEC");
 	cfg->store = getenv("USWAP_STORE");
 	return 0;
@@ -164,9 +174,9 @@ int options_resolve(const struct uswap_config *cfg, struct uswap_params *p)
 	p->threads = cfg->threads ? cfg->threads : (unsigned)os_cpu_count();
 	if (!cfg->threads && p->threads > THREADS_DEFAULT_MAX)
 		p->threads = THREADS_DEFAULT_MAX;
-	if (cfg->flags & ~USWAP_CFG_NO_PIN)
-		return errmsg_set(-EINVAL, "config flags 0x%x are unknown: allowed is 0x%x", cfg->flags,
-				  USWAP_CFG_NO_PIN);
+	if (cfg->flags & ~(USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE))
+		return errmsg_set(-EINVAL, "config flags 0x%x are unknown: allowed are 0x%x", cfg->flags,
+				  USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE);
 	p->flags = cfg->flags;
 	return 0;
 }

@@ -23,13 +23,14 @@ enum derived {
 	D_folio_bytes,
 	D_regions,
 	D_handler_threads,
+	D_swapcache_pages,
 	D_COUNT
 };
 
 static const char *const derived_names[D_COUNT] = {
 	"resident_bytes", "limit_bytes",  "stored_bytes",  "orig_bytes",
 	"pool_bytes",     "store_objects", "store_compactions", "pinned_bytes",
-	"folio_bytes",    "regions",      "handler_threads",
+	"folio_bytes",    "regions",      "handler_threads", "swapcache_pages",
 };
 
 #define COUNTER_NAME(name, doc) #name,
@@ -66,6 +67,8 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 		return u->regions.n;
 	case D_handler_threads:
 		return u->nworkers;
+	case D_swapcache_pages:
+		return __atomic_load_n(&u->swapcache_pages, __ATOMIC_RELAXED);
 	default:
 		return 0;
 	}

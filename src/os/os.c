@@ -288,9 +288,20 @@ int os_uffd_read(int fd, struct os_event *ev, int n)
 
 /* ---- observation ---- */
 
+/* /proc/self/pagemap, opened once: "self" is resolved at open time, so a
+ * child process must open its own (os_postfork_child). */
+static int pagemap_fd = -1;
+
+void os_postfork_child(void)
+{
+	int fd = __atomic_exchange_n(&pagemap_fd, -1, __ATOMIC_ACQ_REL);
+
+	if (fd >= 0)
+		close(fd);
+}
+
 long os_resident_pages(void *addr, size_t len)
 {
-	static int pagemap_fd = -1;
 	struct page_region regions[64];
 	struct pm_scan_arg arg;
 	uint64_t start = (uintptr_t)addr, end = start + len;
@@ -349,10 +360,13 @@ long os_uffd_poison(int fd, void *dst, size_t len)
 int os_region_prepare(void *addr, size_t len)
 {
 	/* uswap's folios are its own unit; a transparent huge page would make
-	 * the kernel split it on every move.  A child process must not inherit
-	 * a region whose swapped-out pages it could not reach: it gets no
-	 * mapping rather than zeros (fork support comes with fork events). */
+	 * the kernel split it on every move. */
 	if (madvise(addr, len, MADV_NOHUGEPAGE) && errno != EINVAL)
 		return neg_errno();
+	return 0;
+}
+
+int os_mem_dontfork(void *addr, size_t len)
+{
 	return madvise(addr, len, MADV_DONTFORK) ? neg_errno() : 0;
 }

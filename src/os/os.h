@@ -78,8 +78,21 @@ long os_uffd_move(int fd, void *dst, void *src, size_t len, unsigned flags);
 /* UFFDIO_POISON: accesses to the range get SIGBUS (a page that cannot be
  * brought back is never shown with wrong contents). */
 long os_uffd_poison(int fd, void *dst, size_t len);
-/* MADV_NOHUGEPAGE and MADV_DONTFORK on a new region (see uswap_map). */
+/* MADV_NOHUGEPAGE on a new region (see uswap_map). */
 int os_region_prepare(void *addr, size_t len);
+/* MADV_DONTFORK: a child process does not inherit the range (uswap's own
+ * staging folios: the child makes its own). */
+int os_mem_dontfork(void *addr, size_t len);
+/* In a child process after fork: forget descriptors that name the parent
+ * (the cached /proc/self/pagemap). */
+void os_postfork_child(void);
+/* Pass a descriptor over a Unix socket (SCM_RIGHTS).  send: @return 0 or
+ * -errno.  recv waits at most timeout_ms: @return the fd, -ETIMEDOUT or
+ * -errno. */
+int os_send_fd(int sock, int fd);
+int os_recv_fd(int sock, int timeout_ms);
+/* A connected pair of Unix sockets (close-on-exec). */
+int os_socketpair(int sv[2]);
 /* Wake the threads waiting on faults in the range. */
 int os_uffd_wake(int fd, void *addr, size_t len);
 /* Write-protect (protect=true) or un-protect a range. */
@@ -132,6 +145,7 @@ int os_cpu_count(void);
 /* Pin the calling thread to one CPU. */
 int os_thread_pin(int cpu);
 uint64_t os_now_ns(void);
+void os_sleep_ns(uint64_t ns);
 int os_eventfd(void);
 int os_eventfd_signal(int fd);
 void os_eventfd_drain(int fd);

@@ -30,8 +30,20 @@
 	X(reclaim_fail_store_full, "evictions refused because the store was full")           \
 	X(reclaim_fail_busy, "evictions refused because a page was pinned or shared")        \
 	X(reclaim_fail_nomem, "evictions that failed for lack of memory")                   \
+	X(reclaim_fail_other, "evictions the kernel refused for another reason")            \
+	X(swapcache_hits, "clean swap-cached folios evicted again with no compression")     \
+	X(swapcache_reuse, "swap-cached pages written: copy freed, page reused in place")  \
+	X(swapcache_copy, "swap-cached pages written whose slot was shared (fork)")         \
+	X(wp_faults, "write-protect faults (first write to a swap-cached folio)")           \
+	X(fork_events, "forks of the process (the child got its own handlers)")             \
+	X(remove_events, "MADV_DONTNEED/MADV_FREE by the program on managed memory")        \
+	X(unmap_events, "munmap by the program of managed memory")                          \
+	X(remap_events, "mremap by the program of managed memory")                          \
+	X(remap_unsupported, "mremap of part of a region (not followed: see the message)")  \
+	X(msgs_queued, "faults and events handled in order behind an event or a fork")      \
 	X(limit_overshoot_bytes, "bytes brought in above the budget (nothing evictable)")    \
 	X(ioctl_retries, "userfaultfd ioctls retried after EAGAIN")                          \
+	X(move_underreported, "pages the kernel moved without counting them (found at -EEXIST)") \
 	X(fault_ns_total, "nanoseconds spent resolving faults")                              \
 	X(fault_lat_le_8us, "faults resolved in 8 us or less")                               \
 	X(fault_lat_le_32us, "faults resolved in 8-32 us")                                   \

@@ -9,6 +9,15 @@
  * same-filled / data), encoded as one blob, stored, and given a run of
  * contiguous slots.  If the store is full or the kernel refuses the move,
  * the pages are moved back: nothing is lost and the folio stays resident.
+ *
+ * A swap-cached folio (SWAPCACHE: swapped in and not written since, its
+ * data pages write-protected) still has its stored copy: its pages are
+ * moved out the same way and simply dropped, once its zero pages are
+ * checked to be still zero (the shared zero page is not write-protected, a
+ * write to it is a copy-on-write the kernel does not report).
+ *
+ * Pages move out with the staging userfaultfd (the destination must be
+ * registered with the one that moves) and back with the region's.
  */
 #include "instance.h"
 
@@ -20,8 +29,17 @@
 
 #define EAGAIN_RETRIES 1000
 
-/* Move the pages in [from, from+len) to [to, to+len), page by page past
- * holes.  Bits of *moved (page i of the folio) tell which pages moved. */
+/*
+ * Move the pages in [from, from+len) to [to, to+len), page by page past
+ * holes.  Bits of *moved (page i of the folio) tell which pages moved.
+ *
+ * The staging folio is empty on entry, so -EEXIST at staging page i can
+ * only mean that page i was moved already: the kernel's move_pages() can
+ * move a page and then report less progress than it made (an internal
+ * -EAGAIN after a page migration; seen on 6.18 under compaction).  Such a
+ * page counts as moved; trusting the reported count alone would discard
+ * it with the staging folio.
+ */
 static int move_pages_out(struct uswap *u, char *to, char *from, unsigned npages, uint64_t *moved)
 {
 	unsigned i = 0, retries = 0;
@@ -29,7 +47,7 @@ static int move_pages_out(struct uswap *u, char *to, char *from, unsigned npages
 	memset(moved, 0, FOLIO_MASK_WORDS * sizeof(*moved));
 	while (i < npages) {
 		size_t off = (size_t)i * OS_PAGE_SIZE;
-		long n = os_uffd_move(u->ufd, to + off, from + off,
+		long n = os_uffd_move(u->staging_fd, to + off, from + off,
 				      (size_t)(npages - i) * OS_PAGE_SIZE, OS_DONTWAKE);
 
 		if (n > 0) {
@@ -40,6 +58,10 @@ static int move_pages_out(struct uswap *u, char *to, char *from, unsigned npages
 			i += pages;
 		} else if (n == -ENOENT) {
 			/* a hole: the page was never populated or was dropped */
+			i++;
+		} else if (n == -EEXIST) {
+			moved[i / 64] |= 1ull << (i % 64);
+			ctr_add(u, CTR_move_underreported, 1);
 			i++;
 		} else if (n == -EAGAIN && retries++ < EAGAIN_RETRIES) {
 			ctr_add(u, CTR_ioctl_retries, 1);
@@ -70,8 +92,8 @@ static void move_pages_back(struct uswap *u, char *region_folio, char *staging, 
 		if (n != OS_PAGE_SIZE) {
 			/* Cannot happen unless the kernel changed under us; copying keeps
 			 * the data. */
-			os_uffd_copy(u->ufd, region_folio + off, staging + off, OS_PAGE_SIZE,
-				     OS_DONTWAKE);
+			range_install(u, u->ufd, INSTALL_COPY, region_folio + off, staging + off,
+				      OS_PAGE_SIZE, false);
 		}
 	}
 }
@@ -88,8 +110,8 @@ static int staging_fill_holes(struct uswap *u, char *staging, unsigned npages,
 
 		if (moved[i / 64] >> (i % 64) & 1)
 			continue;
-		rc = range_install(u, INSTALL_ZERO, staging + (size_t)i * OS_PAGE_SIZE, NULL,
-				   OS_PAGE_SIZE, false);
+		rc = range_install(u, u->staging_fd, INSTALL_ZERO,
+				   staging + (size_t)i * OS_PAGE_SIZE, NULL, OS_PAGE_SIZE, false);
 		if (rc < 0)
 			return rc;
 	}
@@ -167,6 +189,78 @@ static int evict_order0(struct uswap *u, struct folio_ctx *c, struct region *r, 
 	return 0;
 }
 
+static bool page_is_zero(const char *p)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+	size_t i;
+
+	for (i = 0; i < OS_PAGE_SIZE / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Is the swap-cached folio now in staging still what its entries say:
+ * every page without a slot still zero? */
+static bool swapcache_clean(const struct pagetable *pt, uint32_t p0, const char *staging)
+{
+	unsigned i;
+
+	for (i = 0; i < folio_pages(pt); i++)
+		if (!entry_has_slot(pt->entry[p0 + i]) &&
+		    !page_is_zero(staging + (size_t)i * OS_PAGE_SIZE))
+			return false;
+	return true;
+}
+
+unsigned folio_drop_slots(struct uswap *u, struct region *r, uint32_t f, unsigned first,
+			  unsigned n, unsigned *shared)
+{
+	struct pagetable *pt = &r->pt;
+	uint32_t p = (f << pt->folio_order) + first, end = p + n;
+	unsigned dropped = 0;
+
+	for (; p < end; p++) {
+		page_entry_t e = pt->entry[p];
+		store_handle_t freed;
+
+		zeromap_clear(pt, p);
+		if (!entry_has_slot(e))
+			continue;
+		if (shared && entry_shared(e))
+			(*shared)++;
+		if (slot_put(u->slots, entry_slot(e), &freed))
+			u->p.store_ops->free(u->store, freed);
+		pt->entry[p] = 0;
+		dropped++;
+	}
+	return dropped;
+}
+
+void swapcache_drop(struct uswap *u, struct region *r, uint32_t f, bool written)
+{
+	unsigned shared = 0, n;
+
+	if (!(folio_word_load(&r->pt, f) & FOLIO_SWAPCACHE))
+		return;
+	n = folio_drop_slots(u, r, f, 0, folio_pages(&r->pt), &shared);
+	__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);
+	if (written) {
+		ctr_add(u, CTR_swapcache_reuse, n - shared);
+		ctr_add(u, CTR_swapcache_copy, shared);
+	}
+	folio_flags_clear(&r->pt, f, FOLIO_SWAPCACHE);
+}
+
+static unsigned folio_slots(const struct pagetable *pt, uint32_t p0)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < folio_pages(pt); i++)
+		n += entry_has_slot(pt->entry[p0 + i]);
+	return n;
+}
+
 int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
 {
 	struct pagetable *pt = &r->pt;
@@ -184,6 +278,20 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	rc = staging_fill_holes(u, c->staging, npages, moved);
 	if (rc)
 		goto err_move_back;
+
+	if (folio_word_load(pt, f) & FOLIO_SWAPCACHE) {
+		if (swapcache_clean(pt, p0, c->staging)) {
+			unsigned n = folio_slots(pt, p0);
+
+			__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);
+			ctr_add(u, CTR_swapcache_hits, 1);
+			folio_flags_clear(pt, f, FOLIO_SWAPCACHE);
+			os_mem_discard(c->staging, folio_bytes(u));
+			return 0;
+		}
+		/* a zero page was written: store the folio anew */
+		swapcache_drop(u, r, f, true);
+	}
 
 	rc = folio_encode(u->p.codec, c->staging, npages, c->blob, c->scratch, &res);
 	if (rc)
@@ -233,26 +341,25 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 err_move_back:
 	move_pages_back(u, base, c->staging, npages, moved);
 	os_mem_discard(c->staging, folio_bytes(u));
+	/* pages moved back are no longer write-protected */
+	swapcache_drop(u, r, f, false);
 	if (rc == -ENOSPC)
 		ctr_add(u, CTR_reclaim_fail_store_full, 1);
 	else if (rc == -EBUSY)
 		ctr_add(u, CTR_reclaim_fail_busy, 1);
 	else if (rc == -ENOMEM)
 		ctr_add(u, CTR_reclaim_fail_nomem, 1);
+	else
+		ctr_add(u, CTR_reclaim_fail_other, 1);
 	return rc;
 }
 
 void folio_release(struct uswap *u, struct region *r, uint32_t f)
 {
-	struct pagetable *pt = &r->pt;
-	uint32_t p0 = f << pt->folio_order, i;
-	store_handle_t freed;
+	unsigned n = folio_drop_slots(u, r, f, 0, folio_pages(&r->pt), NULL);
 
-	for (i = p0; i < p0 + folio_pages(pt); i++) {
-		if (entry_has_slot(pt->entry[i]) &&
-		    slot_put(u->slots, entry_slot(pt->entry[i]), &freed))
-			u->p.store_ops->free(u->store, freed);
-		pt->entry[i] = 0;
-		zeromap_clear(pt, i);
+	if (folio_word_load(&r->pt, f) & FOLIO_SWAPCACHE) {
+		__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);
+		folio_flags_clear(&r->pt, f, FOLIO_SWAPCACHE);
 	}
 }

@@ -10,7 +10,8 @@
  * that lose the race read EAGAIN and go back to waiting.
  *
  * A handler never touches managed memory: it reads the store, decodes into
- * its own buffers and installs pages with ioctls.
+ * its own buffers and installs pages with ioctls.  Reading the
+ * userfaultfd and the order of messages are events.c's business.
  */
 #include "instance.h"
 
@@ -57,21 +58,30 @@ static void fault_latency(struct uswap *u, uint64_t t0)
 		ctr_add(u, CTR_fault_lat_gt_128us, 1);
 }
 
-/* A page with nothing behind it: a hole in a staging folio, or a page of a
- * resident folio dropped behind our back (it reads as zero).  A page that
- * is already there was a fault racing its own resolution: just wake. */
+/* A page with nothing behind it: a page of a resident folio dropped behind
+ * our back (it reads as zero), or an address no region covers (a region
+ * the program grew with mremap).  A page that is already there was a fault
+ * racing its own resolution: just wake. */
 static void fault_zero_page(struct uswap *u, uint64_t addr)
 {
 	void *page = (void *)(uintptr_t)addr;
 
-	if (range_install(u, INSTALL_ZERO, page, NULL, OS_PAGE_SIZE, true) != 1)
+	if (range_install(u, u->ufd, INSTALL_ZERO, page, NULL, OS_PAGE_SIZE, 0) != 1)
 		os_uffd_wake(u->ufd, page, OS_PAGE_SIZE);
 }
 
+/* Errors after which the data can never be had: the store lost the
+ * object, or it failed its checksum. */
+static bool error_is_permanent(int err)
+{
+	return err == -EILSEQ || err == -ENOENT || err == -EUCLEAN || err == -EINVAL ||
+	       err == -ESRCH;
+}
+
 /*
- * A folio could not be brought in (the store lost it, or its data failed
- * its checksum).  Returning wrong bytes is not an option: poison the page
- * so that the access gets SIGBUS, as a hardware memory error would.
+ * A folio could not be brought in for good (the store lost it, or its data
+ * failed its checksum).  Returning wrong bytes is not an option: poison the
+ * page so that the access gets SIGBUS, as a hardware memory error would.
  */
 static void fault_fail(struct uswap *u, struct region *r, uint64_t addr, int err)
 {
@@ -85,7 +95,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 {
 	uint64_t t0 = os_now_ns();
 	struct region *r = regions_find(&u->regions, addr);
-	uint32_t page, f, word;
+	uint32_t page, f, word, set = FOLIO_REFERENCED;
+	bool cached;
 	char *base;
 	int rc;
 
@@ -108,18 +119,52 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	}
 
 	budget_charge(u, c);
-	rc = folio_swap_in(u, c, r, f, word);
+	rc = folio_swap_in(u, c, r, f, word, &cached);
 	if (rc < 0) {
 		budget_uncharge(u, 1);
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
+		if (!error_is_permanent(rc))
+			return rc; /* the caller retries; the thread stays asleep */
 		fault_fail(u, r, addr, rc);
-		return rc;
+		return 0;
 	}
 	if (rc == 0)
 		os_uffd_wake(u->ufd, base, folio_bytes(u));
-	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
+	if (cached)
+		set |= FOLIO_SWAPCACHE;
+	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);
 	fault_latency(u, t0);
 	return 0;
+}
+
+void fault_resolve_wp(struct uswap *u, uint64_t addr)
+{
+	struct region *r = regions_find(&u->regions, addr);
+	unsigned tries;
+	uint32_t f;
+	char *base;
+	size_t len;
+	int rc;
+
+	ctr_add(u, CTR_wp_faults, 1);
+	if (!r) {
+		os_uffd_wp(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE, false, 0);
+		return;
+	}
+	f = (uint32_t)((addr - (uintptr_t)r->start) >> (OS_PAGE_SHIFT + r->pt.folio_order));
+	base = r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT));
+	len = folio_bytes(u);
+	folio_lock_wait(r, f);
+	/* The first write to a swap-cached folio: its stored copy is stale from
+	 * now on.  (The folio may have been evicted meanwhile: then there is
+	 * nothing to drop, and the wake-up makes the access fault again.) */
+	swapcache_drop(u, r, f, true);
+	for (tries = 0; (rc = os_uffd_wp(u->ufd, base, len, false, 0)) == -EAGAIN && tries < 1000;
+	     tries++)
+		ctr_add(u, CTR_ioctl_retries, 1);
+	if (rc < 0)
+		os_uffd_wake(u->ufd, base, len);
+	folio_unlock_wake(r, f, folio_state_of(folio_word_load(&r->pt, f)), FOLIO_REFERENCED, 0);
 }
 
 static void *handler_main(void *arg)
@@ -130,24 +175,20 @@ static void *handler_main(void *arg)
 	if (w->cpu >= 0)
 		os_thread_pin(w->cpu);
 	for (;;) {
-		struct os_event ev;
-		int n = os_uffd_read(u->ufd, &ev, 1);
+		int rc = events_poll(u, w);
 
-		if (n == -EAGAIN) {
+		if (rc == -EAGAIN) {
 			if (__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE))
 				break;
-			os_wait_readable(u->ufd, u->stop_fd, -1);
+			/* queued work (behind a fork) is retried every millisecond */
+			os_wait_readable(u->ufd, u->stop_fd, events_queued(u) ? 1 : -1);
 			continue;
 		}
-		if (n < 0) {
+		if (rc < 0) {
 			fprintf(stderr, "uswap: reading the userfaultfd failed: %s\n",
-				strerror(-n));
+				strerror(-rc));
 			break;
 		}
-		regions_read_lock(&u->regions, w->shard);
-		if (ev.kind == OS_EV_FAULT)
-			fault_resolve(u, &w->ctx, ev.fault.addr);
-		regions_read_unlock(&u->regions, w->shard);
 	}
 	return NULL;
 }

@@ -2,9 +2,11 @@
 /*
  * Per-thread folio buffers.  Handler threads and the reclaimer own one
  * each; API callers borrow one from a small free list.  The staging folio
- * is registered with the instance's userfaultfd because UFFDIO_MOVE only
- * moves pages into registered ranges; nothing ever faults there except on
- * a hole, which handlers fill with the zero page.
+ * is registered with the staging userfaultfd because UFFDIO_MOVE only
+ * moves pages into ranges registered with the userfaultfd that moves;
+ * nothing ever touches a staging page that is not there (holes are filled
+ * with the zero page first).  A child process does not inherit staging
+ * folios (MADV_DONTFORK): it makes its own (fork.c).
  */
 #include "instance.h"
 
@@ -30,7 +32,9 @@ int folio_ctx_init(struct uswap *u, struct folio_ctx *c)
 		folio_ctx_destroy(u, c);
 		return -ENOMEM;
 	}
-	rc = os_uffd_register(u->ufd, c->staging, fs, false);
+	rc = os_mem_dontfork(c->staging, fs);
+	if (!rc)
+		rc = os_uffd_register(u->staging_fd, c->staging, fs, false);
 	if (rc) {
 		folio_ctx_destroy(u, c);
 		return rc;

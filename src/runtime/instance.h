@@ -4,13 +4,18 @@
  * threads, reclaimer, slot map, store and counters.
  *
  * Lock order (outer first):
- *   region shard locks (all, in index order, for writers)
- *     -> clock_lock
- *       -> folio LOCKED bits (trylock only while clock_lock is held)
- *         -> slot map locks -> store locks
- *   ctx_lock is a leaf.
+ *   fork_lock (read: any folio operation; write: fork, see fork.c)
+ *     -> region shard locks (writers take them all: API shards first,
+ *        then handler shards, see regions.c)
+ *       -> clock_lock
+ *         -> folio LOCKED bits (only compare-and-swap of a word just looked
+ *            at while clock_lock is held: never a wait)
+ *           -> slot map locks -> store locks
+ *   ctx_lock, queue.lock and read_lock are leaves.
  * Readers of the region table take only their own shard (see regions.c),
- * so the fault path shares no lock between handler threads.
+ * so the fault path shares no lock between handler threads.  Handler
+ * threads never wait for fork_lock (they try it and queue the message, see
+ * events.c): they must stay free to read the fork event.
  */
 #ifndef USWAP_INSTANCE_H
 #define USWAP_INSTANCE_H
@@ -26,6 +31,7 @@
 #include "core/slotmap.h"
 #include "store/store.h"
 #include "counters.h"
+#include "os/os.h"
 #include "uswap.h"
 
 struct region {
@@ -59,13 +65,29 @@ struct uswap_params {
 	char store_uri[256];
 };
 
-#define REGION_SHARDS_MAX 66
+#define REGION_SHARDS_MAX 70
 
 struct region_table {
 	pthread_rwlock_t shard[REGION_SHARDS_MAX];
 	unsigned nshards;
+	unsigned api_first; /* shards [api_first, nshards) are the API callers' */
 	struct region **v; /* sorted by start */
 	size_t n, cap;
+};
+
+/*
+ * Messages that must be handled in the order they were read: the program's
+ * munmap/mremap/madvise events, and the faults read after them (a fault on
+ * a page the program just dropped must see the drop).  One thread at a time
+ * drains it (events.c).
+ */
+#define MSG_QUEUE_CAP 4096
+
+struct msg_queue {
+	pthread_mutex_t lock;
+	struct os_event *v; /* MSG_QUEUE_CAP entries, from os_mem_map */
+	unsigned head, n;
+	int draining;       /* a thread is draining (under lock) */
 };
 
 struct worker {
@@ -79,7 +101,11 @@ struct worker {
 struct uswap {
 	struct uswap_params p;
 	int ufd;
+	int staging_fd;     /* a second userfaultfd, without events, for the
+			       staging folios: dropping their pages must not
+			       send the program's handlers a remove event */
 	unsigned features;  /* OS_UFFD_* granted */
+	bool swapcache;     /* keep stored copies of clean swapped-in folios */
 	struct slotmap *slots;
 	struct store *store;
 	struct region_table regions;
@@ -107,6 +133,19 @@ struct uswap {
 	struct folio_ctx *ctx_free;
 
 	int overshoot_reported; /* atomic */
+
+	/* fork (fork.c): folio operations hold fork_lock for reading */
+	pthread_rwlock_t fork_lock;
+	int fork_sock[2];   /* the child's userfaultfd travels over it */
+	uint32_t fork_fd_sent; /* atomic: the fork event's fd was passed on */
+	struct uswap *next_instance; /* the list fork.c walks */
+	bool fork_registered;
+
+	/* events (events.c) */
+	pthread_mutex_t read_lock; /* reading the userfaultfd + queueing */
+	struct msg_queue queue;
+
+	uint64_t swapcache_pages; /* atomic: pages holding a stored copy */
 	uint64_t counters[CTR_COUNT]; /* atomic, relaxed */
 };
 
@@ -126,7 +165,9 @@ static inline size_t folio_bytes(const struct uswap *u)
 }
 
 /* ---- regions.c ---- */
-int regions_init(struct region_table *t, unsigned nshards);
+int regions_init(struct region_table *t, unsigned nshards, unsigned api_first);
+/* Make the shard locks anew (a child process after fork). */
+void regions_init_locks(struct region_table *t);
 void regions_destroy(struct region_table *t);
 /* Take / release the read side of one shard. */
 void regions_read_lock(struct region_table *t, unsigned shard);
@@ -135,7 +176,12 @@ void regions_write_lock(struct region_table *t);
 void regions_write_unlock(struct region_table *t);
 /* With a shard held: the region containing addr, or NULL. */
 struct region *regions_find(struct region_table *t, uintptr_t addr);
-/* With the write lock: insert / remove. */
+/* With a shard held: the first region that ends after addr, or NULL. */
+struct region *regions_find_from(struct region_table *t, uintptr_t addr);
+/* Free a region no longer in the table: its slots, its budget, the part of
+ * its range that is still mapped, its page table. */
+void region_destroy(struct uswap *u, struct region *r);
+/* With the write lock: insert (-ENOMEM past a million regions) / remove. */
 int regions_insert(struct region_table *t, struct region *r);
 void regions_remove(struct region_table *t, struct region *r);
 /* The shard API callers (not handler threads) use. */
@@ -149,35 +195,51 @@ void folio_ctx_put(struct uswap *u, struct folio_ctx *c);
 
 /* ---- evict.c ---- */
 /*
- * Evict folio f of r, which the caller has locked in state RESIDENT.
+ * Evict folio f of r, which the caller has locked in state RESIDENT.  A
+ * clean swap-cached folio costs no compression: its pages are dropped and
+ * its entries point at their slots again.
  * @return 0 (the caller unlocks it OUT); -ENOSPC (store full) or -EBUSY
- *         (a page is pinned or shared): the folio stays resident.
+ *         (a page is pinned or shared), or another -errno from the kernel:
+ *         the folio stays resident (without SWAPCACHE).
  */
 int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f);
-/* Free what an OUT folio holds in slots and the store (unmap). */
+/* Free the slots and zero bits of pages [first, first+n) of folio f, which
+ * the caller has locked (unmap, remove events, a write to a swap-cached
+ * folio).  Counts pages whose slot was shared (fork) in *shared.
+ * @return the number of slots dropped. */
+unsigned folio_drop_slots(struct uswap *u, struct region *r, uint32_t f, unsigned first,
+			  unsigned n, unsigned *shared);
+/* Free what a folio holds in slots and the store (unmap). */
 void folio_release(struct uswap *u, struct region *r, uint32_t f);
+/* A locked swap-cached folio is being written or dropped: free its stored
+ * copies and clear SWAPCACHE (counting reuse/copy when written). */
+void swapcache_drop(struct uswap *u, struct region *r, uint32_t f, bool written);
 
 /* ---- swapin.c ---- */
 enum install_op { INSTALL_COPY, INSTALL_ZERO };
 /*
- * Install [dst, dst+len) by copy from src or as zero pages; pages already
- * present (a racing resolution of the same data) are left alone; EAGAIN and
- * ENOMEM are retried.  With wake, the threads waiting on the range are
- * woken when one ioctl installs all of it.
+ * Install [dst, dst+len) by copy from src or as zero pages, with the
+ * userfaultfd fd; pages already present (a racing resolution of the same
+ * data) are left alone; EAGAIN and ENOMEM are retried.  flags: OS_WP
+ * (copies only), OS_DONTWAKE; without it the threads waiting on the range
+ * are woken when one ioctl installs all of it.
  * @return 1 when the whole range was installed and woken, 0 when installed
  *         but not woken (the caller wakes); -errno when the kernel refuses.
  */
-int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len,
-		  bool wake);
+int range_install(struct uswap *u, int fd, enum install_op op, char *dst, const char *src,
+		  size_t len, unsigned flags);
 /*
  * Bring folio f of r in (state EMPTY or OUT, locked by the caller): map
- * zero pages, decode stored pages and install them, free their slots.
+ * zero pages, decode stored pages and install them.  With the swap cache,
+ * data pages are installed write-protected and keep their slots (the
+ * caller sets SWAPCACHE when *cached); otherwise their slots are freed.
  * @return 1 when the faulting threads were woken (one ioctl installed the
  *         whole folio), 0 when the caller must wake them; -errno when the
- *         kernel refused (the folio keeps its state).
+ *         kernel refused or the data could not be had (the folio keeps its
+ *         state).
  */
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
-		  uint32_t word);
+		  uint32_t word, bool *cached);
 
 /* ---- reclaim.c ---- */
 /* Account one more resident folio; reclaim directly at the hard limit.
@@ -189,6 +251,27 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why);
 int reclaimer_start(struct uswap *u);
 void reclaimer_stop(struct uswap *u);
 
+/* ---- events.c ---- */
+int events_init(struct uswap *u);
+void events_destroy(struct uswap *u);
+/* Read what the userfaultfd has and handle it (handler threads).
+ * @return 0; -EAGAIN when there was nothing; another -errno when reading
+ *         failed. */
+int events_poll(struct uswap *u, struct worker *w);
+/* The program dropped [start, end) (MADV_DONTNEED/MADV_FREE; munmap when
+ * gone): those pages read as zero from now on, their stored copies are
+ * freed.  The caller holds fork_lock for reading, no shard. */
+void events_drop(struct uswap *u, unsigned shard, uint64_t start, uint64_t end, bool gone);
+/* Is there queued work a handler should come back for soon? */
+bool events_queued(struct uswap *u);
+
+/* ---- fork.c ---- */
+/* Register u for fork handling (pthread_atfork, once per process). */
+int fork_register(struct uswap *u);
+void fork_unregister(struct uswap *u);
+/* The fork event: pass the child's userfaultfd on to the child. */
+void fork_event(struct uswap *u, int child_ufd);
+
 /* ---- fault.c ---- */
 /*
  * Resolve a missing fault at addr (page aligned) with the buffers of c;
@@ -196,6 +279,8 @@ void reclaimer_stop(struct uswap *u);
  * could not be brought back (it is then poisoned: the access gets SIGBUS).
  */
 int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr);
+/* Resolve a write-protect fault at addr (a write to a swap-cached page). */
+void fault_resolve_wp(struct uswap *u, uint64_t addr);
 int handlers_start(struct uswap *u);
 void handlers_stop(struct uswap *u);
 /* Lock folio f, sleeping while someone else holds it. */

@@ -68,7 +68,9 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
 			ctr_add(u, why, 1);
 			return 0;
 		}
-		folio_unlock_wake(r, f, FOLIO_RESIDENT, rc == -EBUSY ? FOLIO_BUSY : 0, 0);
+		/* refused (pinned or shared pages, a kernel error): skip it for a
+		 * turn of the clock; a full store is nobody's fault in particular */
+		folio_unlock_wake(r, f, FOLIO_RESIDENT, rc == -ENOSPC ? 0 : FOLIO_BUSY, 0);
 		if (rc == -ENOSPC)
 			return -ENOSPC; /* the store is full: other victims won't fit either */
 	}
@@ -122,9 +124,11 @@ static void *reclaimer_main(void *arg)
 		       __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) > u->low_wm) {
 			int rc;
 
+			pthread_rwlock_rdlock(&u->fork_lock);
 			regions_read_lock(&u->regions, shard);
 			rc = reclaim_one(u, &u->reclaim_ctx, CTR_reclaim_background);
 			regions_read_unlock(&u->regions, shard);
+			pthread_rwlock_unlock(&u->fork_lock);
 			if (rc)
 				break;
 		}

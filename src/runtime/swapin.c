@@ -25,8 +25,8 @@
 
 #define EAGAIN_RETRIES 1000
 
-int range_install(struct uswap *u, enum install_op op, char *dst, const char *src, size_t len,
-		  bool wake)
+int range_install(struct uswap *u, int fd, enum install_op op, char *dst, const char *src,
+		  size_t len, unsigned flags)
 {
 	size_t done = 0;
 	unsigned retries = 0;
@@ -34,13 +34,13 @@ int range_install(struct uswap *u, enum install_op op, char *dst, const char *sr
 	while (done < len) {
 		/* Only a first ioctl that may cover the whole range wakes: a
 		 * partial one would wake just its part. */
-		unsigned flags = wake && done == 0 ? 0 : OS_DONTWAKE;
+		unsigned f = done == 0 ? flags : flags | OS_DONTWAKE;
 		long n = op == INSTALL_COPY
-				 ? os_uffd_copy(u->ufd, dst + done, src + done, len - done, flags)
-				 : os_uffd_zeropage(u->ufd, dst + done, len - done, flags);
+				 ? os_uffd_copy(fd, dst + done, src + done, len - done, f)
+				 : os_uffd_zeropage(fd, dst + done, len - done, f);
 
 		if (n > 0) {
-			if (done == 0 && (size_t)n == len && !(flags & OS_DONTWAKE))
+			if (done == 0 && (size_t)n == len && !(f & OS_DONTWAKE))
 				return 1;
 			done += (size_t)n;
 		} else if (n == -EEXIST) {
@@ -80,10 +80,10 @@ static int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npa
 enum page_kind_in { PAGE_IN_ZERO, PAGE_IN_DATA };
 
 /* Install pages [0, npages) of the folio at base: pages marked data from
- * buf at the same offset, the others as the zero page; runs of one kind
- * are installed with one ioctl. */
+ * buf at the same offset (write-protected with wp), the others as the zero
+ * page; runs of one kind are installed with one ioctl. */
 static int install_folio(struct uswap *u, char *base, const char *buf, const uint8_t *kind,
-			 unsigned npages)
+			 unsigned npages, unsigned wp)
 {
 	unsigned i = 0;
 
@@ -95,9 +95,10 @@ static int install_folio(struct uswap *u, char *base, const char *buf, const uin
 		while (j < npages && kind[j] == kind[i])
 			j++;
 		/* one kind for the whole folio: one ioctl installs and wakes */
-		rc = range_install(u, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO,
+		rc = range_install(u, u->ufd, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO,
 				   base + off, buf + off, (size_t)(j - i) * OS_PAGE_SIZE,
-				   i == 0 && j == npages);
+				   (i == 0 && j == npages ? 0 : OS_DONTWAKE) |
+					   (kind[i] == PAGE_IN_DATA ? wp : 0));
 		if (rc < 0 || (i == 0 && j == npages))
 			return rc;
 		i = j;
@@ -153,7 +154,7 @@ static void swapin_count(struct uswap *u, unsigned order, bool whole, unsigned n
 }
 
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
-		  uint32_t word)
+		  uint32_t word, bool *cached)
 {
 	struct pagetable *pt = &r->pt;
 	unsigned npages = folio_pages(pt), order = pt->folio_order, i;
@@ -163,12 +164,13 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	uint8_t kind[FOLIO_MAX_PAGES];
 	store_handle_t run_h = { 0 };
 	slot_t run_first = { 0 };
-	bool one_run = true;
+	bool one_run = true, keep;
 	int rc, woken;
 
+	*cached = false;
 	if (folio_state_of(word) == FOLIO_EMPTY) {
 		ctr_add(u, CTR_first_touch_folios, 1);
-		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
+		rc = range_install(u, u->ufd, INSTALL_ZERO, base, NULL, folio_bytes(u), 0);
 		if (rc < 0)
 			ctr_add(u, CTR_first_touch_folios, (uint64_t)-1);
 		return rc;
@@ -208,28 +210,27 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 		if (rc)
 			return rc;
 	}
+	/* The swap cache keeps the stored copy of a folio with data; the data
+	 * pages come in write-protected so that the first write is seen. */
+	keep = u->swapcache && n_data;
 	/* Count before installing: the ioctl that installs the folio may wake
 	 * the program, which must then see counters that include it. */
 	swapin_count(u, order, one_run && !n_none, n_none, n_data, n_zero, 1);
+	if (keep)
+		__atomic_fetch_add(&u->swapcache_pages, n_data, __ATOMIC_RELAXED);
 	if (n_data == 0)
-		rc = range_install(u, INSTALL_ZERO, base, NULL, folio_bytes(u), true);
+		rc = range_install(u, u->ufd, INSTALL_ZERO, base, NULL, folio_bytes(u), 0);
 	else
-		rc = install_folio(u, base, c->scratch, kind, npages);
+		rc = install_folio(u, base, c->scratch, kind, npages, keep ? OS_WP : 0);
 	if (rc < 0) {
 		swapin_count(u, order, one_run && !n_none, n_none, n_data, n_zero, -1);
+		if (keep)
+			__atomic_fetch_sub(&u->swapcache_pages, n_data, __ATOMIC_RELAXED);
 		return rc;
 	}
 	woken = rc;
-
-	/* The pages are in: drop their stored copies and zero bits. */
-	for (i = 0; i < npages; i++) {
-		page_entry_t e = pt->entry[p0 + i];
-		store_handle_t freed;
-
-		if (entry_has_slot(e) && slot_put(u->slots, entry_slot(e), &freed))
-			u->p.store_ops->free(u->store, freed);
-		pt->entry[p0 + i] = 0;
-		zeromap_clear(pt, p0 + i);
-	}
+	*cached = keep;
+	if (!keep)
+		folio_drop_slots(u, r, f, 0, npages, NULL);
 	return woken;
 }

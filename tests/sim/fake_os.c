@@ -32,6 +32,7 @@ struct range {
 	char *start;
 	size_t len;
 	uint8_t *state; /* per page: SIM_ABSENT, SIM_PRESENT, SIM_ZERO, SIM_POISONED */
+	uint8_t *wp;    /* per page: write-protected (uffd-wp) */
 };
 
 static struct range ranges[MAX_RANGES];
@@ -48,6 +49,29 @@ static uint8_t *page_state(const void *addr)
 		    (const char *)addr < ranges[i].start + ranges[i].len)
 			return &ranges[i].state[((const char *)addr - ranges[i].start) / OS_PAGE_SIZE];
 	return NULL;
+}
+
+static uint8_t *page_wp(const void *addr)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_RANGES; i++)
+		if (ranges[i].start && (const char *)addr >= ranges[i].start &&
+		    (const char *)addr < ranges[i].start + ranges[i].len)
+			return &ranges[i].wp[((const char *)addr - ranges[i].start) / OS_PAGE_SIZE];
+	return NULL;
+}
+
+bool sim_os_wp(const void *addr)
+{
+	uint8_t *wp;
+	bool r;
+
+	pthread_mutex_lock(&sim_lock);
+	wp = page_wp(addr);
+	r = wp && *wp;
+	pthread_mutex_unlock(&sim_lock);
+	return r;
 }
 
 enum sim_page sim_os_page(const void *addr)
@@ -72,6 +96,7 @@ void sim_os_drop(void *addr, size_t len)
 
 		if (st) {
 			*st = SIM_ABSENT;
+			*page_wp((char *)addr + off) = 0;
 			memset((char *)addr + off, SIM_POISON_BYTE, OS_PAGE_SIZE);
 		}
 	}
@@ -137,6 +162,19 @@ void *os_mem_map_aligned(size_t len, size_t align)
 
 int os_mem_unmap(void *addr, size_t len)
 {
+	size_t i;
+
+	/* as the kernel does, an unmapped range is no longer registered */
+	pthread_mutex_lock(&sim_lock);
+	for (i = 0; i < MAX_RANGES; i++) {
+		if (ranges[i].start && ranges[i].start < (char *)addr + len &&
+		    (char *)addr < ranges[i].start + ranges[i].len) {
+			free(ranges[i].state);
+			free(ranges[i].wp);
+			memset(&ranges[i], 0, sizeof(ranges[i]));
+		}
+	}
+	pthread_mutex_unlock(&sim_lock);
 	return munmap(addr, len) ? -errno : 0;
 }
 
@@ -154,6 +192,17 @@ int os_region_prepare(void *addr, size_t len)
 	(void)addr;
 	(void)len;
 	return 0;
+}
+
+int os_mem_dontfork(void *addr, size_t len)
+{
+	(void)addr;
+	(void)len;
+	return 0;
+}
+
+void os_postfork_child(void)
+{
 }
 
 /* ---- userfaultfd ---- */
@@ -180,6 +229,7 @@ int os_uffd_register(int fd, void *addr, size_t len, bool wp)
 	ranges[i].start = addr;
 	ranges[i].len = len;
 	ranges[i].state = calloc(len / OS_PAGE_SIZE, 1);
+	ranges[i].wp = calloc(len / OS_PAGE_SIZE, 1);
 	memset(addr, SIM_POISON_BYTE, len);
 	pthread_mutex_unlock(&sim_lock);
 	return 0;
@@ -195,6 +245,7 @@ int os_uffd_unregister(int fd, void *addr, size_t len)
 	for (i = 0; i < MAX_RANGES; i++) {
 		if (ranges[i].start == addr) {
 			free(ranges[i].state);
+			free(ranges[i].wp);
 			memset(&ranges[i], 0, sizeof(ranges[i]));
 		}
 	}
@@ -205,7 +256,7 @@ int os_uffd_unregister(int fd, void *addr, size_t len)
 /* Apply op page by page with the kernel's rules; @return progress or -errno. */
 enum op { OP_COPY, OP_ZERO, OP_MOVE, OP_POISON };
 
-static long pages_op(enum op op, char *dst, char *src, size_t len)
+static long pages_op(enum op op, char *dst, char *src, size_t len, unsigned flags)
 {
 	size_t done = 0;
 	int err = 0;
@@ -232,6 +283,7 @@ static long pages_op(enum op op, char *dst, char *src, size_t len)
 		case OP_COPY:
 			memcpy(dst + done, src + done, OS_PAGE_SIZE);
 			*d = SIM_PRESENT;
+			*page_wp(dst + done) = (flags & OS_WP) != 0;
 			sim_stats.copies++;
 			break;
 		case OP_ZERO:
@@ -251,12 +303,22 @@ static long pages_op(enum op op, char *dst, char *src, size_t len)
 			memcpy(dst + done, src + done, OS_PAGE_SIZE);
 			*d = *s;
 			*s = SIM_ABSENT;
+			*page_wp(src + done) = 0;
+			*page_wp(dst + done) = 0;
 			memset(src + done, SIM_POISON_BYTE, OS_PAGE_SIZE);
 			sim_stats.moves++;
 			break;
 		}
 		if (!err)
 			done += OS_PAGE_SIZE;
+	}
+	/* The kernel's move_pages() may move pages and report less progress
+	 * (an internal -EAGAIN after a migration): report one page less, or
+	 * -EAGAIN when only one page moved. */
+	if (op == OP_MOVE && done && take_injection(&inject.move_underreport_in, -EAGAIN)) {
+		done -= OS_PAGE_SIZE;
+		if (!done)
+			err = -EAGAIN;
 	}
 	pthread_mutex_unlock(&sim_lock);
 	return done ? (long)done : err;
@@ -266,27 +328,27 @@ long os_uffd_copy(int fd, void *dst, const void *src, size_t len, unsigned flags
 {
 	(void)fd;
 	(void)flags;
-	return pages_op(OP_COPY, dst, (char *)src, len);
+	return pages_op(OP_COPY, dst, (char *)src, len, flags);
 }
 
 long os_uffd_zeropage(int fd, void *dst, size_t len, unsigned flags)
 {
 	(void)fd;
 	(void)flags;
-	return pages_op(OP_ZERO, dst, NULL, len);
+	return pages_op(OP_ZERO, dst, NULL, len, flags);
 }
 
 long os_uffd_move(int fd, void *dst, void *src, size_t len, unsigned flags)
 {
 	(void)fd;
 	(void)flags;
-	return pages_op(OP_MOVE, dst, src, len);
+	return pages_op(OP_MOVE, dst, src, len, flags);
 }
 
 long os_uffd_poison(int fd, void *dst, size_t len)
 {
 	(void)fd;
-	return pages_op(OP_POISON, dst, NULL, len);
+	return pages_op(OP_POISON, dst, NULL, len, 0);
 }
 
 int os_uffd_wake(int fd, void *addr, size_t len)
@@ -299,11 +361,18 @@ int os_uffd_wake(int fd, void *addr, size_t len)
 
 int os_uffd_wp(int fd, void *addr, size_t len, bool protect, unsigned flags)
 {
+	size_t off;
+
 	(void)fd;
-	(void)addr;
-	(void)len;
-	(void)protect;
 	(void)flags;
+	pthread_mutex_lock(&sim_lock);
+	for (off = 0; off < len; off += OS_PAGE_SIZE) {
+		uint8_t *st = page_state((char *)addr + off);
+
+		if (st && *st != SIM_ABSENT)
+			*page_wp((char *)addr + off) = protect;
+	}
+	pthread_mutex_unlock(&sim_lock);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #ifndef USWAP_SIM_OS_H
 #define USWAP_SIM_OS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,8 @@ enum sim_page { SIM_ABSENT = 0, SIM_PRESENT, SIM_ZERO, SIM_POISONED };
 /* The fake's view of the page at addr (any address outside registered
  * ranges is SIM_PRESENT). */
 enum sim_page sim_os_page(const void *addr);
+/* Is the page write-protected (a write would be a write-protect fault)? */
+bool sim_os_wp(const void *addr);
 /* The program drops pages (MADV_DONTNEED behind uswap's back). */
 void sim_os_drop(void *addr, size_t len);
 /* A write to a zero-page mapping makes it a page of its own (COW). */
@@ -23,6 +26,7 @@ struct sim_inject {
 	int move_ebusy_in;  /* UFFDIO_MOVE fails with EBUSY (pinned page) */
 	int eagain_in;      /* any resolving op fails with EAGAIN (mm changing) */
 	int copy_enomem_in; /* UFFDIO_COPY fails with ENOMEM */
+	int move_underreport_in; /* UFFDIO_MOVE moves all, reports a page less */
 };
 void sim_os_inject(const struct sim_inject *in);
 

@@ -9,7 +9,8 @@
  *  - page entries, zero map, slot map and store agree (folio_check,
  *    slotmap_check, one stored object per referenced run);
  *  - resident accounting equals the resident folios.
- * Failures are injected: EBUSY moves, EAGAIN, ENOMEM copies, a full store,
+ * Failures are injected: EBUSY moves, moves that report less than they moved (the
+ * kernel does after a migration), EAGAIN, ENOMEM copies, a full store,
  * corrupt stored data, pages dropped behind uswap's back.
  */
 #include <errno.h>
@@ -103,6 +104,12 @@ static void sim_write(struct sim *s, size_t p, struct rng *r)
 		pagegen_fill(dst, 5, p, rng_next(r));
 	}
 	sim_touch(s, p);
+	if (sim_os_wp(s->mem + p * PAGE)) {
+		regions_read_lock(&s->u->regions, s->shard);
+		fault_resolve_wp(s->u, (uint64_t)(uintptr_t)(s->mem + p * PAGE));
+		regions_read_unlock(&s->u->regions, s->shard);
+		assert_false(sim_os_wp(s->mem + p * PAGE));
+	}
 	sim_os_cow(s->mem + p * PAGE);
 	memcpy(s->mem + p * PAGE, dst, PAGE);
 }
@@ -137,7 +144,8 @@ static void sim_check(struct sim *s)
 			page_entry_t e = pt->entry[i];
 
 			if (st != FOLIO_RESIDENT && sp != SIM_ABSENT && sp != SIM_POISONED)
-				fail_msg("folio %u is not resident but page %u is mapped", f, i);
+				fail_msg("folio %u (word 0x%x) is not resident but page %u is mapped (%d)",
+					 f, w, i, sp);
 			if (entry_has_slot(e)) {
 				store_handle_t h;
 				slot_t first;
@@ -220,8 +228,10 @@ static bool sim_corrupt(struct sim *s, size_t p)
 	unsigned order, i;
 	uint32_t f = (uint32_t)(p >> pt->folio_order);
 
-	if (!entry_has_slot(e) || s->poisoned[p])
-		return false; /* nothing stored, or corrupted already */
+	if (!entry_has_slot(e) || s->poisoned[p] ||
+	    folio_state_of(folio_word_load(pt, f)) != FOLIO_OUT)
+		return false; /* nothing stored (or a resident swap-cached copy), or
+				 corrupted already */
 	assert_int_equal(slot_run(u->slots, entry_slot(e), &h, &first, &order), 0);
 	/* only a folio stored as one run: all its data pages go with it */
 	for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++) {
@@ -239,6 +249,26 @@ static bool sim_corrupt(struct sim *s, size_t p)
 	for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++)
 		s->poisoned[i] = 1;
 	return true;
+}
+
+/* A corrupted folio poisons any of its pages read while it still holds a
+ * corrupted slot (dropped pages included: the folio cannot come in); once
+ * the program dropped all its stored pages, every page reads as zero again
+ * (or its shadow), except those poisoned already. */
+static void sim_unpoison_clean(struct sim *s, size_t f0, size_t f1)
+{
+	struct pagetable *pt = &s->u->regions.v[0]->pt;
+	size_t f, i, fp = folio_pages(pt);
+
+	for (f = f0; f <= f1; f++) {
+		bool stored = false;
+
+		for (i = f * fp; i < (f + 1) * fp; i++)
+			stored |= entry_has_slot(pt->entry[i]);
+		for (i = f * fp; !stored && i < (f + 1) * fp; i++)
+			if (sim_os_page(s->mem + i * PAGE) != SIM_POISONED)
+				s->poisoned[i] = 0;
+	}
 }
 
 /* PAGEOUT may only fail because the store is full. */
@@ -265,6 +295,16 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 		size_t fpages = s.u->p.folio_size / PAGE;
 		unsigned op = (unsigned)rng_below(&r, 100);
 
+		if (getenv("SIM_TRACE")) {
+			uint32_t tf = (uint32_t)strtoul(getenv("SIM_TRACE"), NULL, 0);
+			static uint32_t last;
+
+			if (folio_word_load(&s.u->regions.v[0]->pt, tf) != last || p / fpages == tf)
+				fprintf(stderr, "step %u op %u page %zu word 0x%x page %d\n", step, op, p,
+					folio_word_load(&s.u->regions.v[0]->pt, tf),
+					sim_os_page(s.mem + tf * fpages * PAGE));
+			last = folio_word_load(&s.u->regions.v[0]->pt, tf);
+		}
 		if (op < 35) {
 			sim_write(&s, p, &r);
 		} else if (op < 65) {
@@ -281,21 +321,24 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 
 			assert_true(rc == 0 || rc == -EAGAIN || rc == -ENOSPC);
 		} else if (op < 81) {
-			/* MADV_DONTNEED by the program on a resident page: reads zero
-			 * after (on a swapped-out page it needs remove events: later) */
-			uint32_t f = (uint32_t)(p / fpages);
+			/* MADV_DONTNEED by the program on a few pages: the kernel
+			 * drops them and sends the remove event; they read zero */
+			size_t n = 1 + (size_t)rng_below(&r, 2 * fpages);
 
-			if (folio_state_of(folio_word_load(&s.u->regions.v[0]->pt, f)) ==
-			    FOLIO_RESIDENT) {
-				sim_os_drop(s.mem + p * PAGE, PAGE);
-				memset(s.shadow + p * PAGE, 0, PAGE);
-			}
+			if (p + n > s.pages)
+				n = s.pages - p;
+			sim_os_drop(s.mem + p * PAGE, n * PAGE);
+			events_drop(s.u, s.shard, (uint64_t)(uintptr_t)(s.mem + p * PAGE),
+				    (uint64_t)(uintptr_t)(s.mem + (p + n) * PAGE), false);
+			memset(s.shadow + p * PAGE, 0, n * PAGE);
+			sim_unpoison_clean(&s, p / fpages, (p + n - 1) / fpages);
 		} else if (op < 84) {
 			struct sim_inject in = { 0 };
 
-			switch (rng_below(&r, 3)) {
+			switch (rng_below(&r, 4)) {
 			case 0: in.move_ebusy_in = 1 + (int)rng_below(&r, 3); break;
 			case 1: in.eagain_in = 1 + (int)rng_below(&r, 3); break;
+			case 2: in.move_underreport_in = 1 + (int)rng_below(&r, 3); break;
 			default: in.copy_enomem_in = 1 + (int)rng_below(&r, 3); break;
 			}
 			sim_os_inject(&in);

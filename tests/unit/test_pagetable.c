@@ -27,6 +27,8 @@ static void test_transitions(void **state)
 		{ FOLIO_EMPTY, FOLIO_EMPTY },	    { FOLIO_EMPTY, FOLIO_RESIDENT },
 		{ FOLIO_RESIDENT, FOLIO_RESIDENT }, { FOLIO_RESIDENT, FOLIO_OUT },
 		{ FOLIO_OUT, FOLIO_OUT },	    { FOLIO_OUT, FOLIO_RESIDENT },
+		/* dropped by the program (remove and unmap events) */
+		{ FOLIO_RESIDENT, FOLIO_EMPTY },    { FOLIO_OUT, FOLIO_EMPTY },
 	};
 	int from, to;
 	size_t i;

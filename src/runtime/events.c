@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reading the userfaultfd, and the order of what it says.
+ *
+ * Faults can be resolved in any order and by any handler.  The program's
+ * own munmap, mremap and madvise(MADV_DONTNEED/MADV_FREE) arrive as events
+ * that change what a later fault must see: a fault on a page the program
+ * just dropped must read zeros, not the page's old stored copy.  The kernel
+ * lets the program go on as soon as a handler has *read* the event, so
+ * order is kept here: messages are read under read_lock, and an event, and
+ * every fault read while an event is queued or being handled, go into one
+ * FIFO queue that a single thread at a time drains in order.  Faults read
+ * while the queue is empty (nearly always) are resolved at once, in
+ * parallel.
+ *
+ * Folio operations hold fork_lock for reading; fork holds it for writing
+ * while the kernel copies the address space (fork.c).  A handler never
+ * waits for it: a fault that cannot have it is queued, and handlers stay
+ * free to read the fork event the forking thread is waiting for.
+ *
+ * A fault that raced a program's madvise on the same page can land its
+ * copy after the kernel dropped the page: the page then shows the data it
+ * had before the advice.  Only a program that reads a page while it drops
+ * it can see this (the kernel's own non-cooperative userfaultfd has the
+ * same window); docs/ARCHITECTURE.md lists it.
+ */
+#include "instance.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "os/os.h"
+
+int events_init(struct uswap *u)
+{
+	pthread_mutex_init(&u->read_lock, NULL);
+	pthread_mutex_init(&u->queue.lock, NULL);
+	u->queue.v = os_mem_map(MSG_QUEUE_CAP * sizeof(struct os_event));
+	return u->queue.v ? 0 : -ENOMEM;
+}
+
+void events_destroy(struct uswap *u)
+{
+	if (u->queue.v)
+		os_mem_unmap(u->queue.v, MSG_QUEUE_CAP * sizeof(struct os_event));
+	u->queue.v = NULL;
+	pthread_mutex_destroy(&u->read_lock);
+	pthread_mutex_destroy(&u->queue.lock);
+}
+
+/* Messages queued or being handled by the drainer. */
+static unsigned queue_pending(struct uswap *u)
+{
+	return __atomic_load_n(&u->queue.n, __ATOMIC_ACQUIRE) +
+	       (unsigned)__atomic_load_n(&u->queue.draining, __ATOMIC_ACQUIRE);
+}
+
+bool events_queued(struct uswap *u)
+{
+	return queue_pending(u) != 0;
+}
+
+/* With read_lock held (so that the order is the order of reading). */
+static void queue_push(struct uswap *u, const struct os_event *ev)
+{
+	struct msg_queue *q = &u->queue;
+
+	pthread_mutex_lock(&q->lock);
+	while (q->n == MSG_QUEUE_CAP) {
+		/* Cannot happen with fewer than 4096 program threads (one fault
+		 * each): wait for the drainer rather than break the order. */
+		pthread_mutex_unlock(&q->lock);
+		os_sleep_ns(100000);
+		pthread_mutex_lock(&q->lock);
+	}
+	q->v[(q->head + q->n) % MSG_QUEUE_CAP] = *ev;
+	__atomic_store_n(&q->n, q->n + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&q->lock);
+	ctr_add(u, CTR_msgs_queued, 1);
+}
+
+/* ---- the program's events ---- */
+
+/* Pages [a, b) of folio f (all inside it) were dropped by the program
+ * (MADV_DONTNEED, MADV_FREE, munmap): they read as zero from now on, and
+ * their stored copies are freed.  gone: the range is not mapped any more. */
+static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigned a, unsigned b,
+			  bool gone)
+{
+	struct pagetable *pt = &r->pt;
+	uint32_t w = folio_lock_wait(r, f);
+	enum folio_state st = folio_state_of(w);
+	bool whole = a == 0 && b == folio_pages(pt);
+	uint32_t set = 0, clear = 0;
+	unsigned n = folio_drop_slots(u, r, f, a, b - a, NULL);
+
+	if (w & FOLIO_SWAPCACHE)
+		__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);
+	if (whole) {
+		if (st == FOLIO_RESIDENT)
+			budget_uncharge(u, 1);
+		if (w & FOLIO_PINNED)
+			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);
+		st = FOLIO_EMPTY;
+		clear = FOLIO_SWAPCACHE | FOLIO_PINNED | FOLIO_BUSY | FOLIO_REFERENCED;
+		if (gone)
+			set = FOLIO_GONE;
+	}
+	folio_unlock_wake(r, f, st, set, clear);
+}
+
+/* Apply a drop of [start, end) to every folio of r it touches. */
+static void region_dropped(struct uswap *u, struct region *r, uint64_t start, uint64_t end,
+			   bool gone)
+{
+	uint64_t rs = (uintptr_t)r->start, re = rs + r->len;
+	unsigned order = r->pt.folio_order;
+	uint32_t p, pend;
+
+	if (start < rs)
+		start = rs;
+	if (end > re)
+		end = re;
+	p = (uint32_t)((start - rs) >> OS_PAGE_SHIFT);
+	pend = (uint32_t)((end - rs + OS_PAGE_SIZE - 1) >> OS_PAGE_SHIFT);
+	while (p < pend) {
+		uint32_t f = p >> order, fend = (f + 1) << order;
+		uint32_t b = pend < fend ? pend : fend;
+
+		folio_dropped(u, r, f, p - (f << order), b - (f << order), gone);
+		p = b;
+	}
+}
+
+static bool region_all_gone(const struct region *r)
+{
+	uint32_t f;
+
+	for (f = 0; f < r->pt.nfolios; f++)
+		if (!(folio_word_load(&r->pt, f) & FOLIO_GONE))
+			return false;
+	return true;
+}
+
+static void region_forget(struct uswap *u, struct region *r)
+{
+	regions_write_lock(&u->regions);
+	regions_remove(&u->regions, r);
+	pthread_mutex_lock(&u->clock_lock);
+	clock_reset(&u->hand);
+	pthread_mutex_unlock(&u->clock_lock);
+	regions_write_unlock(&u->regions);
+	region_destroy(u, r);
+}
+
+void events_drop(struct uswap *u, unsigned shard, uint64_t start, uint64_t end, bool gone)
+{
+	struct region *dead[8];
+	unsigned ndead = 0, i;
+	uint64_t at = start;
+
+	regions_read_lock(&u->regions, shard);
+	while (at < end) {
+		struct region *r = regions_find_from(&u->regions, at);
+
+		if (!r || (uintptr_t)r->start >= end)
+			break;
+		region_dropped(u, r, start, end, gone);
+		if (gone && ndead < 8 && region_all_gone(r))
+			dead[ndead++] = r;
+		at = (uintptr_t)r->start + r->len;
+	}
+	regions_read_unlock(&u->regions, shard);
+	/* a region the program unmapped whole is forgotten (its pages are
+	 * gone, and the range may be mapped again by anyone) */
+	for (i = 0; i < ndead; i++)
+		region_forget(u, dead[i]);
+}
+
+/* mremap moved [from, from+len) to to. */
+static void on_remap(struct uswap *u, uint64_t from, uint64_t to, uint64_t len)
+{
+	struct region *r;
+
+	regions_write_lock(&u->regions);
+	r = regions_find(&u->regions, from);
+	if (r && (uintptr_t)r->start == from && r->len == len) {
+		regions_remove(&u->regions, r);
+		r->start = (char *)(uintptr_t)to;
+		regions_insert(&u->regions, r);
+		pthread_mutex_lock(&u->clock_lock);
+		clock_reset(&u->hand);
+		pthread_mutex_unlock(&u->clock_lock);
+		r = NULL;
+	}
+	regions_write_unlock(&u->regions);
+	if (r) {
+		ctr_add(u, CTR_remap_unsupported, 1);
+		fprintf(stderr,
+			"uswap: mremap of [%#llx, +%llu) moves part of region %p, which uswap does "
+			"not follow: pages swapped out there read as zero at the new address; "
+			"mremap whole regions only\n",
+			(unsigned long long)from, (unsigned long long)len, (void *)r->start);
+	}
+}
+
+/* Handle one message with fork_lock held for reading. */
+static void msg_handle(struct uswap *u, struct worker *w, const struct os_event *ev)
+{
+	switch (ev->kind) {
+	case OS_EV_FAULT:
+		regions_read_lock(&u->regions, w->shard);
+		if (ev->fault.flags & OS_FAULT_WP)
+			fault_resolve_wp(u, ev->fault.addr);
+		else
+			while (fault_resolve(u, &w->ctx, ev->fault.addr) < 0) {
+				/* a passing failure (the store unreachable, no memory):
+				 * the thread stays asleep until it can be served */
+				regions_read_unlock(&u->regions, w->shard);
+				os_sleep_ns(1000000);
+				regions_read_lock(&u->regions, w->shard);
+			}
+		regions_read_unlock(&u->regions, w->shard);
+		break;
+	case OS_EV_REMOVE:
+		ctr_add(u, CTR_remove_events, 1);
+		events_drop(u, w->shard, ev->remove.start, ev->remove.end, false);
+		break;
+	case OS_EV_UNMAP:
+		ctr_add(u, CTR_unmap_events, 1);
+		events_drop(u, w->shard, ev->remove.start, ev->remove.end, true);
+		break;
+	case OS_EV_REMAP:
+		ctr_add(u, CTR_remap_events, 1);
+		on_remap(u, ev->remap.from, ev->remap.to, ev->remap.len);
+		break;
+	case OS_EV_FORK:
+		break;
+	}
+}
+
+/* Drain the queue in order, one thread at a time, as long as fork_lock can
+ * be had without waiting. */
+static void queue_drain(struct uswap *u, struct worker *w)
+{
+	struct msg_queue *q = &u->queue;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->draining || q->n == 0) {
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
+	__atomic_store_n(&q->draining, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&q->lock);
+	for (;;) {
+		struct os_event ev;
+
+		if (pthread_rwlock_tryrdlock(&u->fork_lock))
+			break;
+		pthread_mutex_lock(&q->lock);
+		if (q->n == 0) {
+			pthread_mutex_unlock(&q->lock);
+			pthread_rwlock_unlock(&u->fork_lock);
+			break;
+		}
+		ev = q->v[q->head];
+		q->head = (q->head + 1) % MSG_QUEUE_CAP;
+		__atomic_store_n(&q->n, q->n - 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&q->lock);
+		msg_handle(u, w, &ev);
+		pthread_rwlock_unlock(&u->fork_lock);
+	}
+	pthread_mutex_lock(&q->lock);
+	__atomic_store_n(&q->draining, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&q->lock);
+}
+
+int events_poll(struct uswap *u, struct worker *w)
+{
+	struct os_event ev[16];
+	bool now[16];
+	int n, i;
+
+	pthread_mutex_lock(&u->read_lock);
+	n = os_uffd_read(u->ufd, ev, 16);
+	for (i = 0; i < n; i++) {
+		now[i] = ev[i].kind == OS_EV_FORK ||
+			 (ev[i].kind == OS_EV_FAULT && queue_pending(u) == 0);
+		if (!now[i])
+			queue_push(u, &ev[i]);
+	}
+	pthread_mutex_unlock(&u->read_lock);
+
+	for (i = 0; i < n; i++) {
+		if (!now[i])
+			continue;
+		if (ev[i].kind == OS_EV_FORK) {
+			ctr_add(u, CTR_fork_events, 1);
+			fork_event(u, ev[i].fork.ufd);
+		} else if (pthread_rwlock_tryrdlock(&u->fork_lock) == 0) {
+			msg_handle(u, w, &ev[i]);
+			pthread_rwlock_unlock(&u->fork_lock);
+		} else {
+			/* a fork is under way: handled after it, in order */
+			pthread_mutex_lock(&u->read_lock);
+			queue_push(u, &ev[i]);
+			pthread_mutex_unlock(&u->read_lock);
+		}
+	}
+	queue_drain(u, w);
+	return n < 0 ? n : 0;
+}
