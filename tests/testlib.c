@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <string.h>
 
 #include "uswap.h"
 #include "os/os.h"
@@ -57,4 +58,28 @@ long itest_resident_pages(void *addr, size_t len)
 		exit(77);
 	}
 	return n;
+}
+
+uint64_t itest_stat(struct uswap *u, const char *name)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(uswap_stat(u, name, &v), 0);
+	return v;
+}
+
+void itest_assert_same(const char *mem, const char *shadow, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i += 4096) {
+		if (memcmp(mem + i, shadow + i, 4096)) {
+			size_t j = i;
+
+			while (mem[j] == shadow[j])
+				j++;
+			fail_msg("byte %zu (page %zu) is 0x%02x, expected 0x%02x", j, j / 4096,
+				 (unsigned char)mem[j], (unsigned char)shadow[j]);
+		}
+	}
 }

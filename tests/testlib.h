@@ -30,5 +30,10 @@ struct uswap *itest_open(const struct uswap_config *cfg);
 
 /* Pages of [addr, addr+len) holding their own memory (PAGEMAP_SCAN). */
 long itest_resident_pages(void *addr, size_t len);
+/* A counter of u (fails the test for an unknown name). */
+uint64_t itest_stat(struct uswap *u, const char *name);
+/* Compare len bytes (whole pages) with their shadow; fail at the first
+ * difference, naming the byte and page. */
+void itest_assert_same(const char *mem, const char *shadow, size_t len);
 
 #endif

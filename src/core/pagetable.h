@@ -66,6 +66,8 @@ enum folio_state {
 #define FOLIO_BUSY       0x40u /* eviction failed with EBUSY: skipped by one clock turn */
 #define FOLIO_SWAPCACHE  0x80u /* resident, clean, still holds its stored copy */
 #define FOLIO_GONE       0x100u /* unmapped by the program: the range is not ours */
+#define FOLIO_UNCHARGED  0x200u /* resident but not counted: the kernel would not let
+				   it go (shared with a forked process, pinned) */
 
 /* A page index within a region; a distinct type from slot numbers. */
 typedef struct {

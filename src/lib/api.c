@@ -67,6 +67,7 @@ static void instance_free(struct uswap *u)
 		os_close(u->kick_fd);
 	pthread_mutex_destroy(&u->clock_lock);
 	pthread_mutex_destroy(&u->ctx_lock);
+	pthread_rwlock_destroy(&u->fork_lock);
 	free(u);
 }
 
@@ -105,6 +106,7 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 	u->ufd = u->staging_fd = u->stop_fd = u->kick_fd = -1;
 	pthread_mutex_init(&u->clock_lock, NULL);
 	pthread_mutex_init(&u->ctx_lock, NULL);
+	fork_lock_init(u);
 	rc = options_resolve(cfg, &u->p);
 	if (rc)
 		goto err;
@@ -315,13 +317,15 @@ static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, 
 			if (!rc) {
 				st = FOLIO_OUT;
 				clear = FOLIO_REFERENCED;
-				budget_uncharge(u, 1);
+				budget_release(u, &r->pt, f);
 				ctr_add(u, CTR_reclaim_advice, 1);
 			} else if (rc != -ENOSPC) {
 				/* pinned for I/O or shared with a child (EBUSY), or
 				 * refused otherwise: skipped, as the kernel's
 				 * MADV_PAGEOUT skips such pages (reclaim_fail_*) */
 				set = FOLIO_BUSY;
+				if (rc == -EBUSY)
+					budget_exempt(u, &r->pt, f);
 				rc = 0;
 			}
 		}

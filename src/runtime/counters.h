@@ -40,6 +40,7 @@
 	X(unmap_events, "munmap by the program of managed memory")                          \
 	X(remap_events, "mremap by the program of managed memory")                          \
 	X(remap_unsupported, "mremap of part of a region (not followed: see the message)")  \
+	X(fault_retries, "fault resolutions retried after a passing failure")               \
 	X(msgs_queued, "faults and events handled in order behind an event or a fork")      \
 	X(limit_overshoot_bytes, "bytes brought in above the budget (nothing evictable)")    \
 	X(ioctl_retries, "userfaultfd ioctls retried after EAGAIN")                          \

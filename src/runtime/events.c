@@ -100,11 +100,12 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 		__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);
 	if (whole) {
 		if (st == FOLIO_RESIDENT)
-			budget_uncharge(u, 1);
+			budget_release(u, pt, f);
 		if (w & FOLIO_PINNED)
 			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);
 		st = FOLIO_EMPTY;
-		clear = FOLIO_SWAPCACHE | FOLIO_PINNED | FOLIO_BUSY | FOLIO_REFERENCED;
+		clear = FOLIO_SWAPCACHE | FOLIO_PINNED | FOLIO_BUSY | FOLIO_REFERENCED |
+			FOLIO_UNCHARGED;
 		if (gone)
 			set = FOLIO_GONE;
 	}
@@ -206,6 +207,28 @@ static void on_remap(struct uswap *u, uint64_t from, uint64_t to, uint64_t len)
 	}
 }
 
+/* A passing failure (the store unreachable, no memory): the faulting
+ * thread stays asleep until it can be served; said once per second. */
+static void fault_until_resolved(struct uswap *u, struct worker *w, uint64_t addr)
+{
+	uint64_t said = 0;
+	int rc;
+
+	while ((rc = fault_resolve(u, &w->ctx, addr)) < 0) {
+		uint64_t now = os_now_ns();
+
+		ctr_add(u, CTR_fault_retries, 1);
+		if (now - said > 1000000000u) {
+			fprintf(stderr, "uswap: page %#llx cannot be brought in yet (%s): retrying\n",
+				(unsigned long long)addr, strerror(-rc));
+			said = now;
+		}
+		regions_read_unlock(&u->regions, w->shard);
+		os_sleep_ns(1000000);
+		regions_read_lock(&u->regions, w->shard);
+	}
+}
+
 /* Handle one message with fork_lock held for reading. */
 static void msg_handle(struct uswap *u, struct worker *w, const struct os_event *ev)
 {
@@ -215,13 +238,7 @@ static void msg_handle(struct uswap *u, struct worker *w, const struct os_event 
 		if (ev->fault.flags & OS_FAULT_WP)
 			fault_resolve_wp(u, ev->fault.addr);
 		else
-			while (fault_resolve(u, &w->ctx, ev->fault.addr) < 0) {
-				/* a passing failure (the store unreachable, no memory):
-				 * the thread stays asleep until it can be served */
-				regions_read_unlock(&u->regions, w->shard);
-				os_sleep_ns(1000000);
-				regions_read_lock(&u->regions, w->shard);
-			}
+			fault_until_resolved(u, w, ev->fault.addr);
 		regions_read_unlock(&u->regions, w->shard);
 		break;
 	case OS_EV_REMOVE:

@@ -126,12 +126,11 @@ static void child_fatal(const char *what, int err)
 
 static void child_new_locks(struct uswap *u)
 {
-	pthread_rwlockattr_t a;
+	int sock[2] = { u->fork_sock[0], u->fork_sock[1] };
 
-	pthread_rwlockattr_init(&a);
-	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&u->fork_lock, &a);
-	pthread_rwlockattr_destroy(&a);
+	fork_lock_init(u);
+	u->fork_sock[0] = sock[0];
+	u->fork_sock[1] = sock[1];
 	regions_init_locks(&u->regions);
 	pthread_mutex_init(&u->clock_lock, NULL);
 	pthread_mutex_init(&u->ctx_lock, NULL);
@@ -240,7 +239,9 @@ static void atfork_install(void)
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-int fork_register(struct uswap *u)
+/* The lock every folio operation holds for reading: made before any
+ * thread of the instance starts. */
+void fork_lock_init(struct uswap *u)
 {
 	pthread_rwlockattr_t a;
 
@@ -250,6 +251,10 @@ int fork_register(struct uswap *u)
 	pthread_rwlock_init(&u->fork_lock, &a);
 	pthread_rwlockattr_destroy(&a);
 	u->fork_sock[0] = u->fork_sock[1] = -1;
+}
+
+int fork_register(struct uswap *u)
+{
 	pthread_once(&atfork_once, atfork_install);
 	pthread_mutex_lock(&instances_lock);
 	u->next_instance = instances;
@@ -270,5 +275,4 @@ void fork_unregister(struct uswap *u)
 		}
 	}
 	pthread_mutex_unlock(&instances_lock);
-	pthread_rwlock_destroy(&u->fork_lock);
 }

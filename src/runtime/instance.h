@@ -114,6 +114,7 @@ struct uswap {
 	uint64_t max_folios, high_wm, low_wm;
 	uint64_t resident_folios; /* atomic */
 	uint64_t pinned_folios;   /* atomic */
+	uint64_t uncharged_folios; /* atomic: resident, not counted (budget_exempt) */
 
 	/* the reclaim clock */
 	pthread_mutex_t clock_lock;
@@ -246,6 +247,10 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
  * The caller holds a region shard and the lock of the folio it brings in. */
 void budget_charge(struct uswap *u, struct folio_ctx *c);
 void budget_uncharge(struct uswap *u, uint64_t folios);
+/* A folio the kernel will not let go stops counting / a resident folio
+ * leaves (evicted or dropped): uncharge it unless it was exempt. */
+void budget_exempt(struct uswap *u, struct pagetable *pt, uint32_t f);
+void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f);
 /* Evict one cold folio.  @return 0; -EAGAIN when none could be evicted. */
 int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why);
 int reclaimer_start(struct uswap *u);
@@ -267,6 +272,7 @@ bool events_queued(struct uswap *u);
 
 /* ---- fork.c ---- */
 /* Register u for fork handling (pthread_atfork, once per process). */
+void fork_lock_init(struct uswap *u);
 int fork_register(struct uswap *u);
 void fork_unregister(struct uswap *u);
 /* The fork event: pass the child's userfaultfd on to the child. */

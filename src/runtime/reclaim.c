@@ -28,6 +28,33 @@ void budget_uncharge(struct uswap *u, uint64_t folios)
 	__atomic_fetch_sub(&u->resident_folios, folios, __ATOMIC_RELAXED);
 }
 
+/*
+ * A resident folio the kernel refuses to move (its pages are shared with a
+ * forked process, or pinned for I/O) cannot be evicted: counting it would
+ * leave the budget to the folios that can, and those would be evicted as
+ * soon as they come in, for ever.  It is not counted while it stays so
+ * (unevictable_bytes); the physical pages of a shared one belong to both
+ * processes anyway.  Caller holds the folio lock.
+ */
+void budget_exempt(struct uswap *u, struct pagetable *pt, uint32_t f)
+{
+	if (folio_word_load(pt, f) & FOLIO_UNCHARGED)
+		return;
+	folio_flags_set(pt, f, FOLIO_UNCHARGED);
+	__atomic_fetch_add(&u->uncharged_folios, 1, __ATOMIC_RELAXED);
+	budget_uncharge(u, 1);
+}
+
+void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f)
+{
+	if (folio_word_load(pt, f) & FOLIO_UNCHARGED) {
+		folio_flags_clear(pt, f, FOLIO_UNCHARGED);
+		__atomic_fetch_sub(&u->uncharged_folios, 1, __ATOMIC_RELAXED);
+	} else {
+		budget_uncharge(u, 1);
+	}
+}
+
 static struct pagetable *region_table_at(void *arg, size_t i)
 {
 	struct uswap *u = arg;
@@ -63,13 +90,15 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
 			return -EAGAIN;
 		rc = folio_evict(u, c, r, f);
 		if (rc == 0) {
+			budget_release(u, &r->pt, f);
 			folio_unlock_wake(r, f, FOLIO_OUT, 0, FOLIO_REFERENCED);
-			budget_uncharge(u, 1);
 			ctr_add(u, why, 1);
 			return 0;
 		}
 		/* refused (pinned or shared pages, a kernel error): skip it for a
 		 * turn of the clock; a full store is nobody's fault in particular */
+		if (rc == -EBUSY)
+			budget_exempt(u, &r->pt, f);
 		folio_unlock_wake(r, f, FOLIO_RESIDENT, rc == -ENOSPC ? 0 : FOLIO_BUSY, 0);
 		if (rc == -ENOSPC)
 			return -ENOSPC; /* the store is full: other victims won't fit either */

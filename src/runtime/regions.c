@@ -190,7 +190,7 @@ void region_destroy(struct uswap *u, struct region *r)
 			continue;
 		}
 		if (folio_state_of(w) == FOLIO_RESIDENT)
-			budget_uncharge(u, 1);
+			budget_release(u, &r->pt, f);
 		folio_release(u, r, f);
 		if (w & FOLIO_PINNED)
 			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);

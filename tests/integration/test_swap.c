@@ -22,30 +22,8 @@
 #define PAGE 4096ul
 #define MiB (1ul << 20)
 
-static uint64_t stat_of(uswap_t *u, const char *name)
-{
-	uint64_t v = 0;
-
-	assert_int_equal(uswap_stat(u, name, &v), 0);
-	return v;
-}
-
-/* Compare the whole region with its shadow; report the first difference. */
-static void assert_same(const char *mem, const char *shadow, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i += PAGE) {
-		if (memcmp(mem + i, shadow + i, PAGE)) {
-			size_t j = i;
-
-			while (mem[j] == shadow[j])
-				j++;
-			fail_msg("byte %zu (page %zu) is 0x%02x, expected 0x%02x", j, j / PAGE,
-				 (unsigned char)mem[j], (unsigned char)shadow[j]);
-		}
-	}
-}
+#define stat_of itest_stat
+#define assert_same itest_assert_same
 
 static void assert_within_budget(uswap_t *u, void *mem, size_t len)
 {

@@ -137,7 +137,7 @@ static void sim_check(struct sim *s)
 
 		assert_false(w & FOLIO_LOCKED);
 		assert_int_equal(folio_check(pt, f, u->slots), 0);
-		if (st == FOLIO_RESIDENT)
+		if (st == FOLIO_RESIDENT && !(w & FOLIO_UNCHARGED))
 			resident++;
 		for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++) {
 			enum sim_page sp = sim_os_page(s->mem + (size_t)i * PAGE);
@@ -295,16 +295,6 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 		size_t fpages = s.u->p.folio_size / PAGE;
 		unsigned op = (unsigned)rng_below(&r, 100);
 
-		if (getenv("SIM_TRACE")) {
-			uint32_t tf = (uint32_t)strtoul(getenv("SIM_TRACE"), NULL, 0);
-			static uint32_t last;
-
-			if (folio_word_load(&s.u->regions.v[0]->pt, tf) != last || p / fpages == tf)
-				fprintf(stderr, "step %u op %u page %zu word 0x%x page %d\n", step, op, p,
-					folio_word_load(&s.u->regions.v[0]->pt, tf),
-					sim_os_page(s.mem + tf * fpages * PAGE));
-			last = folio_word_load(&s.u->regions.v[0]->pt, tf);
-		}
 		if (op < 35) {
 			sim_write(&s, p, &r);
 		} else if (op < 65) {
