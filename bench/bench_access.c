@@ -19,6 +19,7 @@
 
 #include "pagegen.h"
 #include "uswap.h"
+#include "bench_common.h"
 
 #define PAGE 4096ul
 #define MAXREP 15
@@ -30,37 +31,6 @@ struct sample {
 	double us_per_access, us_per_fault, pages_per_fault;
 	uint64_t faults;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t stat_of(uswap_t *u, const char *n)
-{
-	uint64_t v = 0;
-
-	uswap_stat(u, n, &v);
-	return v;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void stats3(double *v, int n, double *med, double *lo, double *hi)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	*med = v[n / 2];
-	*lo = v[0];
-	*hi = v[n - 1];
-}
 
 static int run(uswap_t *u, char *mem, size_t pages, uint64_t *hash, unsigned rep,
 	       struct sample out[PH_N])

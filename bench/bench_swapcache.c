@@ -26,6 +26,7 @@
 
 #include "pagegen.h"
 #include "uswap.h"
+#include "bench_common.h"
 
 #define PAGE 4096ul
 #define MAXPASS 20
@@ -43,22 +44,6 @@ struct opts {
 	const char *codec;
 	int json;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t stat_of(uswap_t *u, const char *n)
-{
-	uint64_t v = 0;
-
-	uswap_stat(u, n, &v);
-	return v;
-}
 
 /* Cumulative zipf distribution over ranks 0..n-1: P(rank k) ~ 1/(k+1)^theta. */
 static double *zipf_cdf(size_t n, double theta)

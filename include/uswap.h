@@ -89,10 +89,18 @@ int uswap_unmap(uswap_t *u, void *addr, size_t len);
 #define USWAP_ADV_WILLNEED 2 /* bring the folios in the range in now */
 #define USWAP_ADV_PIN      3 /* never evict the range (brings it in) */
 #define USWAP_ADV_UNPIN    4 /* undo USWAP_ADV_PIN */
+#define USWAP_ADV_FREE     5 /* lazy free, MADV_FREE semantics (below) */
 
 /*
  * Give advice about a range of managed memory.  The range is widened to
  * whole folios and must lie within one region.
+ * FREE is the exception: it acts on the pages of the range only (addr
+ * page-aligned, len rounded up to pages), with MADV_FREE semantics: until a
+ * page is written again, it may read as its old data or as zeros, and uswap
+ * may discard it instead of storing it.  A write after the advice is never
+ * lost: it cancels lazy free for its folio.  Pages of the range already
+ * swapped out are freed from the store at once (they read as zeros); pinned
+ * folios ignore the advice.
  * PAGEOUT skips pinned folios and pages the kernel will not move (pinned
  * for I/O; counted as reclaim_fail_busy), as the kernel's MADV_PAGEOUT does.
  * @return 0; -EINVAL (unknown advice, range outside a region); -ENOSPC when
@@ -100,6 +108,40 @@ int uswap_unmap(uswap_t *u, void *addr, size_t len);
  *         -ENOMEM when PIN or WILLNEED would exceed the budget.
  */
 int uswap_advise(uswap_t *u, void *addr, size_t len, int advice);
+
+/*
+ * What uswap knows of each page, one word per page (uswap_pagemap).  Exact,
+ * not sampled: the states live in uswap's page entries and markers, which
+ * stay when the page itself is gone.
+ *   PRESENT    mapped in the process (resident)
+ *   SWAPPED    its data is in a slot of the store (evicted, or swap-cached)
+ *   ZERO       recorded as a zero page (no store space)
+ *   LAZYFREE   lazily freed (USWAP_ADV_FREE), not written since
+ *   SWAPCACHE  present and still has its stored copy (or zero record):
+ *              evicting it again costs nothing
+ *   SHARED     its slot is shared with another process (after fork)
+ *   PINNED     never evicted (USWAP_ADV_PIN)
+ *   USWAP_PM_ORDER(w)  log2 of the pages of the unit the page is kept in:
+ *              the region's folio order, or 0 where the folio is split
+ *              (stored page by page, or covered in part by a lazy free)
+ * A word of 0 is a page never used, or dropped: it reads as zero.
+ */
+#define USWAP_PM_PRESENT   (1ull << 0)
+#define USWAP_PM_SWAPPED   (1ull << 1)
+#define USWAP_PM_ZERO      (1ull << 2)
+#define USWAP_PM_LAZYFREE  (1ull << 3)
+#define USWAP_PM_SWAPCACHE (1ull << 4)
+#define USWAP_PM_SHARED    (1ull << 5)
+#define USWAP_PM_PINNED    (1ull << 6)
+#define USWAP_PM_ORDER(w)  ((unsigned)(((w) >> 8) & 0xff))
+
+/*
+ * Fill out[0..npages) with the state of the pages from addr (page-aligned,
+ * all inside one region).  Never faults a page in.
+ * @return 0; -EINVAL (addr not page-aligned, range outside one region, out
+ *         NULL).
+ */
+int uswap_pagemap(uswap_t *u, const void *addr, size_t npages, uint64_t *out);
 
 /*
  * Read one counter by name (see uswap_stat_name for the list).

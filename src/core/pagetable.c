@@ -116,6 +116,15 @@ int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm
 				zero ? "a zero bit" : "a slot");
 			return -EFAULT;
 		}
+		if (entry_lazyfree(pt->entry[i]) &&
+		    (st != FOLIO_RESIDENT || !(w & FOLIO_LAZYFREE) || zero || slot)) {
+			fprintf(stderr, "uswap: folio %u (word 0x%x): page %u is lazy-free with %s\n",
+				f, w, i,
+				st != FOLIO_RESIDENT ? "the folio not resident"
+				: zero || slot	     ? "a stored copy"
+						     : "no LAZYFREE flag on its folio");
+			return -EFAULT;
+		}
 		if (zero && slot) {
 			fprintf(stderr, "uswap: folio %u: page %u is both zero and in slot %u\n", f,
 				i, entry_slot(pt->entry[i]).v);

@@ -26,6 +26,10 @@
  *             first write (a write-protect fault) drops the slots and the
  *             flag.  Without SWAPCACHE a resident folio has no slot and
  *             no zero bit.
+ *             With LAZYFREE, some pages carry the ENTRY_LAZYFREE marker
+ *             (lazily freed, not written since, write-protected): eviction
+ *             discards them (they come back as zero pages); a write to the
+ *             folio cancels the markers.
  *   OUT       evicted: each page is either in the zero map, or has a slot,
  *             or (never for a folio evicted whole) neither = reads zero.
  *
@@ -68,6 +72,7 @@ enum folio_state {
 #define FOLIO_GONE       0x100u /* unmapped by the program: the range is not ours */
 #define FOLIO_UNCHARGED  0x200u /* resident but not counted: the kernel would not let
 				   it go (shared with a forked process, pinned) */
+#define FOLIO_LAZYFREE   0x400u /* resident, and some pages carry ENTRY_LAZYFREE */
 
 /* A page index within a region; a distinct type from slot numbers. */
 typedef struct {
@@ -75,9 +80,14 @@ typedef struct {
 } pgidx_t;
 
 /* Page entry: 0 = no slot, else (slot number + 1) | ENTRY_SHARED when the
- * slot is shared with another process. */
+ * slot is shared with another process.  ENTRY_LAZYFREE is a marker, never
+ * with a slot: the page of a resident folio was lazily freed
+ * (USWAP_ADV_FREE) and has not been written since; it is write-protected,
+ * and eviction discards it instead of storing it. */
 typedef uint32_t page_entry_t;
-#define ENTRY_SHARED 0x80000000u
+#define ENTRY_SHARED   0x80000000u
+#define ENTRY_LAZYFREE 0x40000000u
+#define ENTRY_MARKERS  (ENTRY_SHARED | ENTRY_LAZYFREE)
 
 struct pagetable {
 	unsigned folio_order;   /* pages per folio = 1 << folio_order */
@@ -159,7 +169,12 @@ static inline void zeromap_clear(struct pagetable *pt, uint32_t page)
 
 static inline bool entry_has_slot(page_entry_t e)
 {
-	return (e & ~ENTRY_SHARED) != 0;
+	return (e & ~ENTRY_MARKERS) != 0;
+}
+
+static inline bool entry_lazyfree(page_entry_t e)
+{
+	return e & ENTRY_LAZYFREE;
 }
 
 static inline bool entry_shared(page_entry_t e)
@@ -169,7 +184,7 @@ static inline bool entry_shared(page_entry_t e)
 
 static inline slot_t entry_slot(page_entry_t e)
 {
-	return (slot_t){ (e & ~ENTRY_SHARED) - 1 };
+	return (slot_t){ (e & ~ENTRY_MARKERS) - 1 };
 }
 
 static inline page_entry_t entry_of_slot(slot_t s)

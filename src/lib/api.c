@@ -9,6 +9,7 @@
 
 #include "core/errmsg.h"
 #include "options.h"
+#include "signals.h"
 #include "os/os.h"
 #include "runtime/instance.h"
 
@@ -20,23 +21,6 @@
 	 OS_UFFD_REMAP)
 #define UFFD_WANTED (UFFD_NEEDED | OS_UFFD_THREAD_ID | OS_UFFD_POISON)
 
-/*
- * API calls that lock folios run with the program's signals blocked: a
- * signal handler that touched a folio the interrupted call holds locked
- * would wait for it for ever.
- */
-static void signals_block(sigset_t *old)
-{
-	sigset_t all;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, old);
-}
-
-static void signals_restore(const sigset_t *old)
-{
-	pthread_sigmask(SIG_SETMASK, old, NULL);
-}
 
 static void instance_free(struct uswap *u)
 {
@@ -302,8 +286,10 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 	return 0;
 }
 
+/* Advice on folio f; pages [a, b) of it for USWAP_ADV_FREE (the others
+ * act on whole folios). */
 static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
-			int advice)
+			int advice, unsigned a, unsigned b)
 {
 	uint32_t word = folio_lock_wait(r, f);
 	enum folio_state st = folio_state_of(word);
@@ -342,6 +328,11 @@ static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, 
 			}
 		}
 		break;
+	case USWAP_ADV_FREE:
+		rc = lazyfree_advise(u, r, f, a, b, &st);
+		if (st == FOLIO_EMPTY && folio_state_of(word) == FOLIO_OUT)
+			clear = FOLIO_REFERENCED | FOLIO_BUSY;
+		break;
 	case USWAP_ADV_UNPIN:
 		if (word & FOLIO_PINNED) {
 			clear = FOLIO_PINNED;
@@ -374,13 +365,20 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 	errmsg_clear();
 	if (!u)
 		return errmsg_set(-EINVAL, "uswap_advise: u is NULL");
-	if (advice < USWAP_ADV_PAGEOUT || advice > USWAP_ADV_UNPIN)
+	if (advice < USWAP_ADV_PAGEOUT || advice > USWAP_ADV_FREE)
 		return errmsg_set(-EINVAL,
 				  "uswap_advise: advice %d is unknown: use USWAP_ADV_PAGEOUT, "
-				  "WILLNEED, PIN or UNPIN",
+				  "WILLNEED, PIN, UNPIN or FREE",
 				  advice);
+	if (advice == USWAP_ADV_FREE && (start & (OS_PAGE_SIZE - 1)))
+		return errmsg_set(-EINVAL,
+				  "uswap_advise: FREE needs a page-aligned address, not %p (as "
+				  "madvise(MADV_FREE) does)",
+				  addr);
 	if (len == 0)
 		return 0;
+	if (advice == USWAP_ADV_FREE)
+		end = start + ((len + OS_PAGE_SIZE - 1) & ~(size_t)(OS_PAGE_SIZE - 1));
 	fb = folio_bytes(u);
 	shard = regions_api_shard(u);
 	regions_read_lock(&u->regions, shard);
@@ -411,9 +409,14 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 		r = advise_region(u, at, at + 1);
 		if (r) {
 			uint32_t f = (uint32_t)((at - (uintptr_t)r->start) / fb);
+			uintptr_t fstart = (uintptr_t)r->start + (size_t)f * fb, fend = fstart + fb;
+			unsigned a = (unsigned)((at - fstart) >> OS_PAGE_SHIFT),
+				 b = (unsigned)(((end < fend ? end : fend) - fstart) >> OS_PAGE_SHIFT);
 
-			rc = folio_word_load(&r->pt, f) & FOLIO_GONE ? 0 : advise_folio(u, c, r, f, advice);
-			at = (uintptr_t)r->start + (size_t)(f + 1) * fb;
+			rc = folio_word_load(&r->pt, f) & FOLIO_GONE
+				     ? 0
+				     : advise_folio(u, c, r, f, advice, a, b);
+			at = fend;
 		} else {
 			rc = errmsg_set(-EINVAL, "uswap_advise: the region of %p was unmapped meanwhile",
 					(void *)at);

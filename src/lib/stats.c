@@ -25,13 +25,14 @@ enum derived {
 	D_handler_threads,
 	D_swapcache_pages,
 	D_unevictable_bytes,
+	D_lazyfree_pages,
 	D_COUNT
 };
 
 static const char *const derived_names[D_COUNT] = {
 	"resident_bytes", "limit_bytes",  "stored_bytes",  "orig_bytes",
 	"pool_bytes",     "store_objects", "store_compactions", "pinned_bytes",
-	"folio_bytes",    "regions",      "handler_threads", "swapcache_pages", "unevictable_bytes",
+	"folio_bytes",    "regions",      "handler_threads", "swapcache_pages", "unevictable_bytes", "lazyfree_pages",
 };
 
 #define COUNTER_NAME(name, doc) #name,
@@ -70,6 +71,8 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 		return u->nworkers;
 	case D_unevictable_bytes:
 		return __atomic_load_n(&u->uncharged_folios, __ATOMIC_RELAXED) * folio_bytes(u);
+	case D_lazyfree_pages:
+		return __atomic_load_n(&u->lazyfree_pages, __ATOMIC_RELAXED);
 	case D_swapcache_pages:
 		return __atomic_load_n(&u->swapcache_pages, __ATOMIC_RELAXED);
 	default:

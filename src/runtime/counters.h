@@ -34,7 +34,10 @@
 	X(swapcache_hits, "clean swap-cached folios evicted again with no compression")     \
 	X(swapcache_reuse, "swap-cached pages written: copy freed, page reused in place")  \
 	X(swapcache_copy, "swap-cached pages written whose slot was shared (fork)")         \
-	X(wp_faults, "write-protect faults (first write to a swap-cached folio)")           \
+	X(wp_faults, "write-protect faults (first write to a swap-cached or lazy-free folio)") \
+	X(lazyfree_discard, "lazily freed pages discarded at eviction (not stored)")        \
+	X(lazyfree_cancel, "lazily freed pages written again (lazy free cancelled)")        \
+	X(lazyfree_split, "folios a lazy-free range covered in part")                       \
 	X(fork_events, "forks of the process (the child got its own handlers)")             \
 	X(remove_events, "MADV_DONTNEED/MADV_FREE by the program on managed memory")        \
 	X(unmap_events, "munmap by the program of managed memory")                          \

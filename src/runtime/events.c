@@ -98,11 +98,20 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 
 	if (w & FOLIO_SWAPCACHE)
 		__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);
-	if (whole) {
+	if (whole && st == FOLIO_RESIDENT && !gone) {
+		/* MADV_DONTNEED and MADV_FREE look the same here.  After
+		 * DONTNEED the pages are gone (a fault maps zeros); after FREE
+		 * they stay mapped and a write may already have reached them:
+		 * either way the folio stays resident and counted, as data.
+		 * It goes first at the next reclaim, where holes and zero pages
+		 * cost nothing. */
+		clear = FOLIO_SWAPCACHE | FOLIO_REFERENCED;
+	} else if (whole) {
 		if (st == FOLIO_RESIDENT)
 			budget_release(u, pt, f);
 		if (w & FOLIO_PINNED)
 			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);
+		lazyfree_forget(u, r, f);
 		st = FOLIO_EMPTY;
 		clear = FOLIO_SWAPCACHE | FOLIO_PINNED | FOLIO_BUSY | FOLIO_REFERENCED |
 			FOLIO_UNCHARGED;

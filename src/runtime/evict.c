@@ -275,9 +275,15 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	rc = move_pages_out(u, c->staging, base, npages, moved);
 	if (rc)
 		goto err_move_back;
+	if (lazyfree_discard_whole(u, r, f)) {
+		os_mem_discard(c->staging, folio_bytes(u));
+		return 0;
+	}
 	rc = staging_fill_holes(u, c->staging, npages, moved);
 	if (rc)
 		goto err_move_back;
+	/* lazily freed pages not written since: discarded, recorded as zero */
+	lazyfree_discard(u, r, f, c->staging);
 
 	if (folio_word_load(pt, f) & FOLIO_SWAPCACHE) {
 		if (swapcache_clean(pt, p0, c->staging)) {
@@ -343,6 +349,7 @@ err_move_back:
 	os_mem_discard(c->staging, folio_bytes(u));
 	/* pages moved back are no longer write-protected */
 	swapcache_drop(u, r, f, false);
+	lazyfree_forget(u, r, f);
 	if (rc == -ENOSPC)
 		ctr_add(u, CTR_reclaim_fail_store_full, 1);
 	else if (rc == -EBUSY)
@@ -356,6 +363,7 @@ err_move_back:
 
 void folio_release(struct uswap *u, struct region *r, uint32_t f)
 {
+	lazyfree_forget(u, r, f);
 	unsigned n = folio_drop_slots(u, r, f, 0, folio_pages(&r->pt), NULL);
 
 	if (folio_word_load(&r->pt, f) & FOLIO_SWAPCACHE) {

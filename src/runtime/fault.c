@@ -112,6 +112,11 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 
 	if (folio_state_of(word) == FOLIO_RESIDENT) {
 		ctr_add(u, CTR_faults_stale, 1);
+		/* a page of it went (the program dropped it, or the kernel
+		 * reclaimed a lazily freed page): the zero page comes back
+		 * unprotected, so a write to it would not be seen: lazy free of
+		 * this folio ends here */
+		lazyfree_cancel(u, r, f);
 		fault_zero_page(u, addr);
 		folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, 0);
 		fault_latency(u, t0);
@@ -159,6 +164,8 @@ void fault_resolve_wp(struct uswap *u, uint64_t addr)
 	 * now on.  (The folio may have been evicted meanwhile: then there is
 	 * nothing to drop, and the wake-up makes the access fault again.) */
 	swapcache_drop(u, r, f, true);
+	/* ... and a lazily freed folio is data again: never discarded */
+	lazyfree_cancel(u, r, f);
 	for (tries = 0; (rc = os_uffd_wp(u->ufd, base, len, false, 0)) == -EAGAIN && tries < 1000;
 	     tries++)
 		ctr_add(u, CTR_ioctl_retries, 1);

@@ -147,6 +147,7 @@ struct uswap {
 	struct msg_queue queue;
 
 	uint64_t swapcache_pages; /* atomic: pages holding a stored copy */
+	uint64_t lazyfree_pages;  /* atomic: pages marked ENTRY_LAZYFREE */
 	uint64_t counters[CTR_COUNT]; /* atomic, relaxed */
 };
 
@@ -215,6 +216,25 @@ void folio_release(struct uswap *u, struct region *r, uint32_t f);
 /* A locked swap-cached folio is being written or dropped: free its stored
  * copies and clear SWAPCACHE (counting reuse/copy when written). */
 void swapcache_drop(struct uswap *u, struct region *r, uint32_t f, bool written);
+
+/* ---- lazyfree.c ---- */
+/* USWAP_ADV_FREE on pages [a, b) of folio f (locked, state *st, which an
+ * OUT folio covered whole turns to EMPTY).  @return 0; -errno when the
+ * kernel refused the write-protection (nothing was marked). */
+int lazyfree_advise(struct uswap *u, struct region *r, uint32_t f, unsigned a, unsigned b,
+		    enum folio_state *st);
+/* A write reached lazily freed folio f (locked): its pages are data again. */
+void lazyfree_cancel(struct uswap *u, struct region *r, uint32_t f);
+/* The folio is dropped, or its protection lifted for another reason:
+ * clear its markers without counting a cancel. */
+void lazyfree_forget(struct uswap *u, struct region *r, uint32_t f);
+/* Eviction: the folio's pages are in staging; zero the lazily freed ones
+ * (they will be recorded as zero pages) and count them discarded. */
+void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *staging);
+/* Eviction, pages moved out: when every page of folio f is lazily freed,
+ * record them all as zero pages, count them discarded and @return true
+ * (nothing to read, encode or store); false otherwise. */
+bool lazyfree_discard_whole(struct uswap *u, struct region *r, uint32_t f);
 
 /* ---- swapin.c ---- */
 enum install_op { INSTALL_COPY, INSTALL_ZERO };

@@ -60,6 +60,17 @@ static void assert_pages(const char *mem, size_t pages, const uint64_t *ver)
 		fail_msg("page %ld reads wrong", bad);
 }
 
+/* The end of a test: unmap, and nothing may stay stored or cached. */
+static void unmap_close_all_freed(uswap_t *u, char *mem, size_t len, uint64_t *ver)
+{
+	assert_int_equal(uswap_unmap(u, mem, len), 0);
+	assert_int_equal(itest_stat(u, "orig_bytes"), 0);
+	assert_int_equal(itest_stat(u, "store_objects"), 0);
+	assert_int_equal(itest_stat(u, "swapcache_pages"), 0);
+	uswap_close(u);
+	free(ver);
+}
+
 static uswap_t *open_small(size_t limit)
 {
 	struct uswap_config cfg = { .limit = limit, .folio_size = 64 << 10 };
@@ -117,11 +128,7 @@ static void test_swapcache_clean_reeviction_stores_nothing(void **state)
 	}
 	mem[k * PAGE + 7] ^= 0x5a;
 	assert_pages(mem, pages, ver);
-	assert_int_equal(uswap_unmap(u, mem, len), 0);
-	assert_int_equal(itest_stat(u, "orig_bytes"), 0);
-	assert_int_equal(itest_stat(u, "swapcache_pages"), 0);
-	uswap_close(u);
-	free(ver);
+	unmap_close_all_freed(u, mem, len, ver);
 }
 
 /* ---- fork ---- */
@@ -206,11 +213,7 @@ static void test_fork_child_reads_swapped_data(void **state)
 	assert_pages(mem, pages, ver);
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
 	assert_pages(mem, pages, ver);
-	assert_int_equal(uswap_unmap(u, mem, len), 0);
-	assert_int_equal(itest_stat(u, "orig_bytes"), 0);
-	assert_int_equal(itest_stat(u, "store_objects"), 0);
-	uswap_close(u);
-	free(ver);
+	unmap_close_all_freed(u, mem, len, ver);
 }
 
 /* A chain of generations: each checks what it inherited, changes a third,
@@ -245,9 +248,7 @@ static void test_fork_generations(void **state)
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
 	fill(mem, pages, ver);
 	assert_int_equal(generation(u, mem, pages, ver, 3), 0);
-	assert_int_equal(uswap_unmap(u, mem, len), 0);
-	uswap_close(u);
-	free(ver);
+	unmap_close_all_freed(u, mem, len, ver);
 }
 
 struct reader {
@@ -305,9 +306,7 @@ static void test_fork_with_faults_in_flight(void **state)
 	assert_false(rd.bad);
 	assert_true(itest_stat(u, "fork_events") >= 6);
 	assert_pages(mem, pages, ver);
-	assert_int_equal(uswap_unmap(u, mem, len), 0);
-	uswap_close(u);
-	free(ver);
+	unmap_close_all_freed(u, mem, len, ver);
 }
 
 /* A swap-cached page shared with a child is copied on write, on both
@@ -347,11 +346,7 @@ static void test_swapcache_write_after_fork(void **state)
 	assert_true(itest_stat(u, "swapcache_copy") > 0);
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
 	assert_pages(mem, pages, ver);
-	assert_int_equal(uswap_unmap(u, mem, len), 0);
-	assert_int_equal(itest_stat(u, "orig_bytes"), 0);
-	assert_int_equal(itest_stat(u, "store_objects"), 0);
-	uswap_close(u);
-	free(ver);
+	unmap_close_all_freed(u, mem, len, ver);
 }
 
 /* ---- the program's own munmap, mremap, madvise ---- */
@@ -398,9 +393,7 @@ static void test_program_dontneed_reads_zero_and_frees(void **state)
 	/* and the same after the rest went out and came back */
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
 	assert_int_equal(memcmp(mem + 20 * PAGE, zero, PAGE), 0);
-	assert_int_equal(uswap_unmap(u, mem, len), 0);
-	uswap_close(u);
-	free(ver);
+	unmap_close_all_freed(u, mem, len, ver);
 }
 
 static void test_program_munmap_and_mremap(void **state)

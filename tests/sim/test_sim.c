@@ -34,6 +34,8 @@ struct sim {
 	size_t len, pages;
 	char *shadow;      /* what each page must read */
 	uint8_t *poisoned; /* pages the model expects poisoned */
+	uint8_t *lazy;     /* pages lazily freed and not written since: they
+			      read as their shadow or as zeros */
 	struct folio_ctx *ctx;
 	unsigned shard;
 };
@@ -74,6 +76,13 @@ static void sim_read(struct sim *s, size_t p)
 	}
 	assert_int_not_equal(st, SIM_ABSENT);
 	assert_int_not_equal(st, SIM_POISONED);
+	if (s->lazy[p] && memcmp(s->mem + p * PAGE, s->shadow + p * PAGE, PAGE)) {
+		/* discarded: zeros from now on, until written */
+		for (size_t i = 0; i < PAGE; i++)
+			if (s->mem[p * PAGE + i])
+				fail_msg("lazily freed page %zu reads neither its data nor zeros", p);
+		memset(s->shadow + p * PAGE, 0, PAGE);
+	}
 	if (memcmp(s->mem + p * PAGE, s->shadow + p * PAGE, PAGE))
 		fail_msg("page %zu reads wrong (first byte 0x%02x, expected 0x%02x)", p,
 			 (unsigned char)s->mem[p * PAGE], (unsigned char)s->shadow[p * PAGE]);
@@ -112,6 +121,20 @@ static void sim_write(struct sim *s, size_t p, struct rng *r)
 	}
 	sim_os_cow(s->mem + p * PAGE);
 	memcpy(s->mem + p * PAGE, dst, PAGE);
+	if (s->lazy[p]) {
+		/* a write to a lazily freed page (seen by uswap: a write-protect
+		 * or missing fault) ends lazy free for its whole folio: the
+		 * other pages keep what they hold now, data or zeros, for good.
+		 * (A write to a page the advice did not cover changes nothing.) */
+		size_t fp = s->u->p.folio_size / PAGE, q;
+
+		s->lazy[p] = 0;
+		for (q = p / fp * fp; q < (p / fp + 1) * fp; q++) {
+			if (s->lazy[q] && !s->poisoned[q])
+				sim_read(s, q);
+			s->lazy[q] = 0;
+		}
+	}
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -183,6 +206,7 @@ static void sim_open(struct sim *s, struct uswap_config *cfg, size_t len)
 	assert_int_equal(uswap_map(s->u, len, 0, (void **)&s->mem), 0);
 	s->shadow = calloc(1, len);
 	s->poisoned = calloc(s->pages, 1);
+	s->lazy = calloc(s->pages, 1);
 	s->ctx = folio_ctx_get(s->u);
 	s->shard = regions_api_shard(s->u);
 	assert_non_null(s->ctx);
@@ -208,6 +232,7 @@ static void sim_close(struct sim *s)
 	uswap_close(s->u);
 	free(s->shadow);
 	free(s->poisoned);
+	free(s->lazy);
 }
 
 /* Flip one byte of the stored blob of page p (which must have a slot). */
@@ -321,6 +346,7 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 			events_drop(s.u, s.shard, (uint64_t)(uintptr_t)(s.mem + p * PAGE),
 				    (uint64_t)(uintptr_t)(s.mem + (p + n) * PAGE), false);
 			memset(s.shadow + p * PAGE, 0, n * PAGE);
+			memset(s.lazy + p, 0, n);
 			sim_unpoison_clean(&s, p / fpages, (p + n - 1) / fpages);
 		} else if (op < 84) {
 			struct sim_inject in = { 0 };
@@ -352,6 +378,16 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 			assert_int_equal(folio_state_of(folio_word_load(&s.u->regions.v[0]->pt, f)),
 					 FOLIO_RESIDENT);
 			assert_int_equal(uswap_advise(s.u, s.mem + p * PAGE, PAGE, USWAP_ADV_UNPIN), 0);
+		} else if (op < 95 && !with_corruption) {
+			/* lazy free of a few pages: they may read as zeros from
+			 * now on, until written */
+			size_t n = 1 + (size_t)rng_below(&r, 2 * fpages);
+
+			if (p + n > s.pages)
+				n = s.pages - p;
+			assert_int_equal(uswap_advise(s.u, s.mem + p * PAGE, n * PAGE, USWAP_ADV_FREE),
+					 0);
+			memset(s.lazy + p, 1, n);
 		} else {
 			sim_read(&s, p);
 		}
