@@ -401,7 +401,8 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 				  len);
 	c = folio_ctx_get(u);
 	if (!c)
-		return -ENOMEM;
+		return errmsg_set(-ENOMEM, "uswap_advise: no memory for the buffers of one folio "
+					   "(%zu bytes)", fb);
 	signals_block(&old);
 	/* One folio per hold of the locks: map, unmap and fork never wait for
 	 * a whole range, and faults never wait behind them. */

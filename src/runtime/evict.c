@@ -270,6 +270,7 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	uint64_t moved[FOLIO_MASK_WORDS];
 	struct folio_encode_result res;
 	struct stored_run run = { 0 };
+	enum counter why = CTR_COUNT; /* the failure reason, when not rc's */
 	int rc;
 
 	rc = move_pages_out(u, c->staging, base, npages, moved);
@@ -294,8 +295,10 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	}
 
 	rc = folio_encode(u->p.codec, c->staging, npages, c->blob, c->scratch, &res);
-	if (rc)
+	if (rc) {
+		why = CTR_reclaim_fail_codec;
 		goto err_move_back;
+	}
 	if (res.blob_len) {
 		rc = u->p.store_ops->put(u->store, c->blob, res.blob_len, &run.h);
 		if (rc)
@@ -343,7 +346,9 @@ err_move_back:
 	os_mem_discard(c->staging, folio_bytes(u));
 	/* pages moved back are no longer write-protected */
 	swapcache_drop(u, r, f, false);
-	if (rc == -ENOSPC)
+	if (why != CTR_COUNT)
+		ctr_add(u, why, 1);
+	else if (rc == -ENOSPC)
 		ctr_add(u, CTR_reclaim_fail_store_full, 1);
 	else if (rc == -EBUSY)
 		ctr_add(u, CTR_reclaim_fail_busy, 1);
