@@ -22,6 +22,7 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "codec/folio_blob.h"
@@ -85,10 +86,24 @@ static void move_pages_back(struct uswap *u, char *region_folio, char *staging, 
 
 		if (!(moved[i / 64] >> (i % 64) & 1))
 			continue;
-		do {
+		/* EAGAIN passes (the mm is changing: an event not read yet), but
+		 * may outlast any fixed number of tries: the staging folio holds
+		 * the only copy, so after the quick tries keep trying, 1 ms apart,
+		 * as a fault does (said once a second). */
+		for (;;) {
 			n = os_uffd_move(u->ufd, region_folio + off, staging + off, OS_PAGE_SIZE,
 					 OS_DONTWAKE);
-		} while (n == -EAGAIN && retries++ < EAGAIN_RETRIES);
+			if (n != -EAGAIN)
+				break;
+			ctr_add(u, CTR_ioctl_retries, 1);
+			if (++retries < EAGAIN_RETRIES)
+				continue;
+			if (retries % 1000 == EAGAIN_RETRIES % 1000)
+				fprintf(stderr, "uswap: putting back page %p of an eviction that "
+						"failed: the kernel says EAGAIN; retrying\n",
+					(void *)(region_folio + off));
+			os_sleep_ns(1000000);
+		}
 		if (n != OS_PAGE_SIZE) {
 			/* Cannot happen unless the kernel changed under us; copying keeps
 			 * the data. */
