@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/errmsg.h"
 #include "options.h"
 #include "os/os.h"
@@ -172,6 +173,12 @@ API void uswap_close(uswap_t *u)
 	/* stop the threads first: nothing may use a region being freed */
 	handlers_stop(u);
 	reclaimer_stop(u);
+#if CORE_DEBUG >= 1
+	if (instance_check(u)) {
+		fprintf(stderr, "uswap: bug: at close: %s\n", errmsg_get());
+		abort();
+	}
+#endif
 	while (u->regions.n) {
 		struct region *r = u->regions.v[u->regions.n - 1];
 

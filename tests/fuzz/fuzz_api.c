@@ -133,6 +133,8 @@ static void check_invariants(struct run *x)
 			}
 		}
 	}
+	if (instance_check(u))
+		fail("instance_check", 0, 0);
 	if (slotmap_check(u->slots))
 		fail("slotmap_check", 0, 0);
 	if (u->p.store_ops->check && u->p.store_ops->check(u->store))

@@ -323,6 +323,8 @@ static void prog_check(struct prog *g)
 	assert_int_equal(__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED), resident);
 	assert_int_equal(stat_of(g, "orig_bytes"), slots * PAGE);
 	assert_int_equal(stat_of(g, "store_objects"), runs);
+	if (instance_check(u))
+		fail_msg("instance_check: %s", uswap_last_error());
 }
 
 static void prog_read_all(struct prog *g)
@@ -732,6 +734,56 @@ static void test_delayed_handler(void **state)
 	prog_close(&g);
 }
 
+/* ---- the checker itself: each broken invariant is named ---- */
+
+static void expect_broken(struct prog *g, const char *name)
+{
+	int rc = instance_check(g->u);
+
+	if (rc != -EUCLEAN || !strstr(uswap_last_error(), name))
+		fail_msg("instance_check did not name %s: %d \"%s\"", name, rc, uswap_last_error());
+}
+
+static void test_checker_names_each_breakage(void **state)
+{
+	struct prog g;
+	struct pagetable *pt;
+	uint64_t *counters[4];
+	const char *names[] = { "resident_folios", "uncharged_folios", "pinned_folios",
+				"swapcache_pages" };
+	page_entry_t saved;
+	uint32_t w;
+
+	(void)state;
+	prog_open(&g, small_cfg(), 16 * 16384);
+	counters[0] = &g.u->resident_folios;
+	counters[1] = &g.u->uncharged_folios;
+	counters[2] = &g.u->pinned_folios;
+	counters[3] = &g.u->swapcache_pages;
+	pt = &g.u->regions.v[0]->pt;
+	prog_fill(&g, 37);
+	pageout_all(&g);
+	prog_read(&g, 0); /* folio 0 swap-cached, the rest out */
+	assert_int_equal(instance_check(g.u), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		(*counters[i])++;
+		expect_broken(&g, names[i]);
+		(*counters[i])--;
+	}
+	/* a page of an out folio pointing at a slot nobody holds */
+	saved = pt->entry[8];
+	pt->entry[8] = entry_of_slot((slot_t){ 4000 });
+	expect_broken(&g, "folio_check");
+	pt->entry[8] = saved;
+	/* a folio left locked */
+	w = pt->fword[1];
+	pt->fword[1] = w | FOLIO_LOCKED;
+	expect_broken(&g, "locked");
+	pt->fword[1] = w;
+	assert_int_equal(instance_check(g.u), 0);
+	prog_close(&g);
+}
+
 /* ---- everything at once, at random, for long sequences ---- */
 
 static void test_random_injections(void **state)
@@ -856,6 +908,7 @@ int main(void)
 		cmocka_unit_test(test_ioctl_eagain_and_eexist),
 		cmocka_unit_test(test_move_back_refused_for_long),
 		cmocka_unit_test(test_delayed_handler),
+		cmocka_unit_test(test_checker_names_each_breakage),
 		cmocka_unit_test(test_random_injections),
 	};
 
