@@ -13,6 +13,8 @@
  * could not be had), and never a wrong byte; the failure is counted under
  * its own counter; every invariant holds (folio states vs page presence,
  * page entries vs slot map vs store, resident accounting).
+ *
+ * uswap-test-labels: threads
  */
 #include <errno.h>
 #include <pthread.h>
