@@ -53,19 +53,8 @@
 #else
 #define DEFAULT_SECONDS 90
 #endif
-/* ThreadSanitizer cannot follow a child of a threaded process that starts
- * threads (its die_after_fork), and uswap's child starts its handlers: the
- * TSan run leaves fork out and says so; the gcc and ASan runs fork. */
-#if defined(__SANITIZE_THREAD__)
-#define WITH_FORK 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WITH_FORK 0
-#endif
-#endif
-#ifndef WITH_FORK
-#define WITH_FORK 1
-#endif
+/* fork holds every lock of the slot map and the store; children start threads */
+TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0:die_after_fork=0")
 
 struct stress {
 	uswap_t *u;
@@ -383,7 +372,7 @@ static void stress_run(struct uswap_config cfg, size_t len, double seconds)
 	}
 	assert_int_equal(pthread_create(&pager, NULL, pager_main, &s), 0);
 	while (!__atomic_load_n(&s.stop, __ATOMIC_ACQUIRE) && now() < s.deadline) {
-		if (WITH_FORK && now() >= next_fork) {
+		if (now() >= next_fork) {
 			fork_and_check(&s);
 			next_fork = now() + 1.0;
 		}
@@ -419,13 +408,8 @@ static void stress_run(struct uswap_config cfg, size_t len, double seconds)
 	/* the budget really forced swapping, and the forks really happened */
 	assert_true(itest_stat(s.u, "swapout_pages") > s.pages);
 	assert_true(itest_stat(s.u, "swapin_pages") > 0);
-	if (WITH_FORK) {
-		assert_true(s.forks > 0);
-		assert_true(itest_stat(s.u, "fork_events") >= s.forks);
-	} else {
-		fprintf(stderr, "# no forks in this build: ThreadSanitizer cannot follow a "
-				"threaded child (the gcc and ASan builds fork)\n");
-	}
+	assert_true(s.forks > 0);
+	assert_true(itest_stat(s.u, "fork_events") >= s.forks);
 
 	assert_int_equal(uswap_unmap(s.u, s.mem, len), 0);
 	assert_int_equal(itest_stat(s.u, "orig_bytes"), 0);
