@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "assert.h"
+
 int pagetable_init(struct pagetable *pt, uint32_t npages, unsigned folio_order)
 {
 	pt->folio_order = folio_order;
@@ -80,6 +82,16 @@ bool folio_unlock(struct pagetable *pt, uint32_t f, enum folio_state to, uint32_
 			to);
 		abort();
 	}
+#if CORE_DEBUG >= 1
+	/* Debug builds: the folio's page entries and zero bits agree with the
+	 * state it is left in, after every transition. */
+	nw = ((w & ~(FOLIO_STATE_MASK | FOLIO_LOCKED | FOLIO_WAITERS | clear)) | set) | to;
+	if (folio_check_word(pt, f, nw, NULL)) {
+		fprintf(stderr, "uswap: bug: folio %u unlocked from word 0x%x to 0x%x breaks its "
+				"invariants\n", f, w, nw);
+		abort();
+	}
+#endif
 	do {
 		nw = ((w & ~(FOLIO_STATE_MASK | FOLIO_LOCKED | FOLIO_WAITERS | clear)) | set) | to;
 	} while (!__atomic_compare_exchange_n(&pt->fword[f], &w, nw, true, __ATOMIC_RELEASE,
@@ -99,7 +111,11 @@ void folio_flags_clear(struct pagetable *pt, uint32_t f, uint32_t bits)
 
 int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm)
 {
-	uint32_t w = folio_word_load(pt, f);
+	return folio_check_word(pt, f, folio_word_load(pt, f), sm);
+}
+
+int folio_check_word(const struct pagetable *pt, uint32_t f, uint32_t w, const struct slotmap *sm)
+{
 	enum folio_state st = folio_state_of(w);
 	uint32_t first = f << pt->folio_order, i;
 
@@ -130,7 +146,7 @@ int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm
 				i, entry_slot(pt->entry[i]).v);
 			return -EFAULT;
 		}
-		if (slot && slot_count(sm, entry_slot(pt->entry[i])) == 0) {
+		if (slot && sm && slot_count(sm, entry_slot(pt->entry[i])) == 0) {
 			fprintf(stderr, "uswap: folio %u: page %u points at free slot %u\n", f, i,
 				entry_slot(pt->entry[i]).v);
 			return -EFAULT;

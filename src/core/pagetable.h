@@ -199,5 +199,8 @@ static inline page_entry_t entry_of_slot(slot_t s)
  * @return 0 or -EFAULT after printing what is wrong.
  */
 int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm);
+/* The same for the folio's entries as they are, with word w (the word it is
+ * about to get); sm NULL skips the slot counts. */
+int folio_check_word(const struct pagetable *pt, uint32_t f, uint32_t w, const struct slotmap *sm);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/errmsg.h"
 #include "options.h"
 #include "signals.h"
@@ -156,6 +157,12 @@ API void uswap_close(uswap_t *u)
 	/* stop the threads first: nothing may use a region being freed */
 	handlers_stop(u);
 	reclaimer_stop(u);
+#if CORE_DEBUG >= 1
+	if (instance_check(u)) {
+		fprintf(stderr, "uswap: bug: at close: %s\n", errmsg_get());
+		abort();
+	}
+#endif
 	while (u->regions.n) {
 		struct region *r = u->regions.v[u->regions.n - 1];
 
@@ -399,7 +406,8 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 				  len);
 	c = folio_ctx_get(u);
 	if (!c)
-		return -ENOMEM;
+		return errmsg_set(-ENOMEM, "uswap_advise: no memory for the buffers of one folio "
+					   "(%zu bytes)", fb);
 	signals_block(&old);
 	/* One folio per hold of the locks: map, unmap and fork never wait for
 	 * a whole range, and faults never wait behind them. */

@@ -120,7 +120,7 @@ int options_from_env(struct uswap_config *cfg)
 			cfg->flags |= USWAP_CFG_NO_PIN;
 	}
 	if ((v = getenv("USWAP_SWAPCACHE"))) {
-		unsigned on;
+		unsigned on = 1;
 
 		if ((rc = parse_uint("USWAP_SWAPCACHE", v, 0, 1, &on)))
 			return rc;

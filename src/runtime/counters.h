@@ -31,6 +31,11 @@
 	X(reclaim_fail_busy, "evictions refused because a page was pinned or shared")        \
 	X(reclaim_fail_nomem, "evictions that failed for lack of memory")                   \
 	X(reclaim_fail_other, "evictions the kernel refused for another reason")            \
+	X(reclaim_fail_codec, "evictions that failed because the codec failed")              \
+	X(swapin_fail_corrupt, "swap-ins refused: the stored data failed its checksum")     \
+	X(swapin_fail_read, "swap-ins that could not read the store (retried or poisoned)") \
+	X(swapin_fail_install, "swap-ins the kernel refused to install (retried)")          \
+	X(fault_poisoned, "pages poisoned: their data could not be had (access: SIGBUS)")  \
 	X(swapcache_hits, "clean swap-cached folios evicted again with no compression")     \
 	X(swapcache_reuse, "swap-cached pages written: copy freed, page reused in place")  \
 	X(swapcache_copy, "swap-cached pages written whose slot was shared (fork)")         \

@@ -22,6 +22,7 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "codec/folio_blob.h"
@@ -85,10 +86,24 @@ static void move_pages_back(struct uswap *u, char *region_folio, char *staging, 
 
 		if (!(moved[i / 64] >> (i % 64) & 1))
 			continue;
-		do {
+		/* EAGAIN passes (the mm is changing: an event not read yet), but
+		 * may outlast any fixed number of tries: the staging folio holds
+		 * the only copy, so after the quick tries keep trying, 1 ms apart,
+		 * as a fault does (said once a second). */
+		for (;;) {
 			n = os_uffd_move(u->ufd, region_folio + off, staging + off, OS_PAGE_SIZE,
 					 OS_DONTWAKE);
-		} while (n == -EAGAIN && retries++ < EAGAIN_RETRIES);
+			if (n != -EAGAIN)
+				break;
+			ctr_add(u, CTR_ioctl_retries, 1);
+			if (++retries < EAGAIN_RETRIES)
+				continue;
+			if (retries % 1000 == EAGAIN_RETRIES % 1000)
+				fprintf(stderr, "uswap: putting back page %p of an eviction that "
+						"failed: the kernel says EAGAIN; retrying\n",
+					(void *)(region_folio + off));
+			os_sleep_ns(1000000);
+		}
 		if (n != OS_PAGE_SIZE) {
 			/* Cannot happen unless the kernel changed under us; copying keeps
 			 * the data. */
@@ -270,6 +285,7 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	uint64_t moved[FOLIO_MASK_WORDS];
 	struct folio_encode_result res;
 	struct stored_run run = { 0 };
+	enum counter why = CTR_COUNT; /* the failure reason, when not rc's */
 	int rc;
 
 	rc = move_pages_out(u, c->staging, base, npages, moved);
@@ -300,8 +316,10 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	}
 
 	rc = folio_encode(u->p.codec, c->staging, npages, c->blob, c->scratch, &res);
-	if (rc)
+	if (rc) {
+		why = CTR_reclaim_fail_codec;
 		goto err_move_back;
+	}
 	if (res.blob_len) {
 		rc = u->p.store_ops->put(u->store, c->blob, res.blob_len, &run.h);
 		if (rc)
@@ -350,7 +368,9 @@ err_move_back:
 	/* pages moved back are no longer write-protected */
 	swapcache_drop(u, r, f, false);
 	lazyfree_forget(u, r, f);
-	if (rc == -ENOSPC)
+	if (why != CTR_COUNT)
+		ctr_add(u, why, 1);
+	else if (rc == -ENOSPC)
 		ctr_add(u, CTR_reclaim_fail_store_full, 1);
 	else if (rc == -EBUSY)
 		ctr_add(u, CTR_reclaim_fail_busy, 1);
@@ -363,8 +383,10 @@ err_move_back:
 
 void folio_release(struct uswap *u, struct region *r, uint32_t f)
 {
+	unsigned n;
+
 	lazyfree_forget(u, r, f);
-	unsigned n = folio_drop_slots(u, r, f, 0, folio_pages(&r->pt), NULL);
+	n = folio_drop_slots(u, r, f, 0, folio_pages(&r->pt), NULL);
 
 	if (folio_word_load(&r->pt, f) & FOLIO_SWAPCACHE) {
 		__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);

@@ -87,6 +87,7 @@ static void fault_fail(struct uswap *u, struct region *r, uint64_t addr, int err
 {
 	fprintf(stderr, "uswap: cannot bring in page %#llx of region %p: %s; the access gets SIGBUS\n",
 		(unsigned long long)addr, (void *)r->start, strerror(-err));
+	ctr_add(u, CTR_fault_poisoned, 1);
 	if (os_uffd_poison(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE) < 0)
 		os_uffd_wake(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE);
 }

@@ -298,6 +298,13 @@ void fork_unregister(struct uswap *u);
 /* The fork event: pass the child's userfaultfd on to the child. */
 void fork_event(struct uswap *u, int child_ufd);
 
+/* ---- check.c ---- */
+/* Check what ties the instance together (counters vs folio words, page
+ * entries vs slot map vs store, every folio_check), at a quiescent moment.
+ * @return 0; -EUCLEAN with a message (errmsg) naming the first broken
+ * invariant; -ENOMEM. */
+int instance_check(struct uswap *u);
+
 /* ---- fault.c ---- */
 /*
  * Resolve a missing fault at addr (page aligned) with the buffers of c;

@@ -171,8 +171,10 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	if (folio_state_of(word) == FOLIO_EMPTY) {
 		ctr_add(u, CTR_first_touch_folios, 1);
 		rc = range_install(u, u->ufd, INSTALL_ZERO, base, NULL, folio_bytes(u), 0);
-		if (rc < 0)
+		if (rc < 0) {
 			ctr_add(u, CTR_first_touch_folios, (uint64_t)-1);
+			ctr_add(u, CTR_swapin_fail_install, 1);
+		}
 		return rc;
 	}
 
@@ -207,8 +209,10 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 			ctr_add(u, CTR_swapin_fallback_split, 1);
 			rc = decode_fallback(u, c, pt, p0, kind);
 		}
-		if (rc)
+		if (rc) {
+			ctr_add(u, rc == -EILSEQ ? CTR_swapin_fail_corrupt : CTR_swapin_fail_read, 1);
 			return rc;
+		}
 	}
 	/* The swap cache keeps the stored copy of a folio with data; the data
 	 * pages come in write-protected so that the first write is seen. */
@@ -223,6 +227,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	else
 		rc = install_folio(u, base, c->scratch, kind, npages, keep ? OS_WP : 0);
 	if (rc < 0) {
+		ctr_add(u, CTR_swapin_fail_install, 1);
 		swapin_count(u, order, one_run && !n_none, n_none, n_data, n_zero, -1);
 		if (keep)
 			__atomic_fetch_sub(&u->swapcache_pages, n_data, __ATOMIC_RELAXED);

@@ -138,18 +138,37 @@ static int take_injection(int *countdown, int err)
 
 /* ---- memory ---- */
 
+/* An injected allocation failure (map_enomem_in). */
+static bool map_fails(void)
+{
+	bool fail;
+
+	pthread_mutex_lock(&sim_lock);
+	fail = take_injection(&inject.map_enomem_in, -ENOMEM) != 0;
+	pthread_mutex_unlock(&sim_lock);
+	return fail;
+}
+
 void *os_mem_map(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p;
+
+	if (map_fails())
+		return NULL;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
 
 void *os_mem_map_aligned(size_t len, size_t align)
 {
-	char *p = os_mem_map(len + align);
+	char *p, *m;
 	uintptr_t start;
 
+	if (map_fails())
+		return NULL;
+	m = mmap(NULL, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = m == MAP_FAILED ? NULL : m;
 	if (!p)
 		return NULL;
 	start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
@@ -259,9 +278,22 @@ enum op { OP_COPY, OP_ZERO, OP_MOVE, OP_POISON };
 static long pages_op(enum op op, char *dst, char *src, size_t len, unsigned flags)
 {
 	size_t done = 0;
-	int err = 0;
+	int err = 0, eexist = 0;
 
 	pthread_mutex_lock(&sim_lock);
+	if (op != OP_POISON && inject.eagain_times > 0 && inject.eagain_after > 0) {
+		inject.eagain_after--;
+	} else if (op != OP_POISON && inject.eagain_times > 0) {
+		inject.eagain_times--;
+		pthread_mutex_unlock(&sim_lock);
+		return -EAGAIN;
+	}
+	if (op == OP_COPY)
+		eexist = take_injection(&inject.copy_eexist_in, -EEXIST);
+	if (op == OP_ZERO)
+		eexist = take_injection(&inject.zero_eexist_in, -EEXIST);
+	if (eexist)
+		len = OS_PAGE_SIZE; /* the racer installs the first page only */
 	if (op == OP_MOVE)
 		err = take_injection(&inject.move_ebusy_in, -EBUSY);
 	if (!err && op != OP_POISON)
@@ -321,6 +353,8 @@ static long pages_op(enum op op, char *dst, char *src, size_t len, unsigned flag
 			err = -EAGAIN;
 	}
 	pthread_mutex_unlock(&sim_lock);
+	if (eexist && !err)
+		return -EEXIST; /* installed, by "someone else" */
 	return done ? (long)done : err;
 }
 

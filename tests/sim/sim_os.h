@@ -27,6 +27,13 @@ struct sim_inject {
 	int eagain_in;      /* any resolving op fails with EAGAIN (mm changing) */
 	int copy_enomem_in; /* UFFDIO_COPY fails with ENOMEM */
 	int move_underreport_in; /* UFFDIO_MOVE moves all, reports a page less */
+	int eagain_times;   /* the next n resolving ops all fail with EAGAIN */
+	int eagain_after;   /* ... once this many more have succeeded */
+	/* a racing resolution: the first page is installed as asked, and the
+	 * op reports EEXIST (as when another thread got there first) */
+	int copy_eexist_in;
+	int zero_eexist_in;
+	int map_enomem_in;  /* os_mem_map / os_mem_map_aligned return NULL */
 };
 void sim_os_inject(const struct sim_inject *in);
 
