@@ -233,6 +233,8 @@ static void fault_until_resolved(struct uswap *u, struct worker *w, uint64_t add
 			said = now;
 		}
 		regions_read_unlock(&u->regions, w->shard);
+		/* EAGAIN lasts until a pending event is read: maybe by us */
+		events_absorb(u);
 		os_sleep_ns(1000000);
 		regions_read_lock(&u->regions, w->shard);
 	}
@@ -301,6 +303,25 @@ static void queue_drain(struct uswap *u, struct worker *w)
 	pthread_mutex_lock(&q->lock);
 	__atomic_store_n(&q->draining, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&q->lock);
+}
+
+void events_absorb(struct uswap *u)
+{
+	struct os_event ev[16];
+	int n, i;
+
+	if (pthread_mutex_trylock(&u->read_lock))
+		return; /* another thread is reading them */
+	n = os_uffd_read(u->ufd, ev, 16);
+	for (i = 0; i < n; i++) {
+		if (ev[i].kind == OS_EV_FORK) {
+			ctr_add(u, CTR_fork_events, 1);
+			fork_event(u, ev[i].fork.ufd);
+		} else {
+			queue_push(u, &ev[i]);
+		}
+	}
+	pthread_mutex_unlock(&u->read_lock);
 }
 
 int events_poll(struct uswap *u, struct worker *w)

@@ -98,6 +98,8 @@ static void move_pages_back(struct uswap *u, char *region_folio, char *staging, 
 			ctr_add(u, CTR_ioctl_retries, 1);
 			if (++retries < EAGAIN_RETRIES)
 				continue;
+			/* the event may wait for this very thread to read it */
+			events_absorb(u);
 			if (retries % 1000 == EAGAIN_RETRIES % 1000)
 				fprintf(stderr, "uswap: putting back page %p of an eviction that "
 						"failed: the kernel says EAGAIN; retrying\n",

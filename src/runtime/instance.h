@@ -278,6 +278,12 @@ void reclaimer_stop(struct uswap *u);
 
 /* ---- events.c ---- */
 int events_init(struct uswap *u);
+/* Read what the userfaultfd holds now into the ordered queue, without
+ * handling it (fork events are passed on at once).  For a thread that
+ * waits out the kernel's EAGAIN inside a folio operation: EAGAIN lasts
+ * until a pending event is read, and that thread may be the only reader.
+ * Never blocks (a thread reading already is enough). */
+void events_absorb(struct uswap *u);
 void events_destroy(struct uswap *u);
 /* Read what the userfaultfd has and handle it (handler threads).
  * @return 0; -EAGAIN when there was nothing; another -errno when reading

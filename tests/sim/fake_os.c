@@ -281,10 +281,14 @@ static long pages_op(enum op op, char *dst, char *src, size_t len, unsigned flag
 	int err = 0, eexist = 0;
 
 	pthread_mutex_lock(&sim_lock);
-	if (op != OP_POISON && inject.eagain_times > 0 && inject.eagain_after > 0) {
+	if (op != OP_POISON && (inject.eagain_times > 0 || inject.eagain_until_read) &&
+	    inject.eagain_after > 0) {
 		inject.eagain_after--;
 	} else if (op != OP_POISON && inject.eagain_times > 0) {
 		inject.eagain_times--;
+		pthread_mutex_unlock(&sim_lock);
+		return -EAGAIN;
+	} else if (op != OP_POISON && inject.eagain_until_read) {
 		pthread_mutex_unlock(&sim_lock);
 		return -EAGAIN;
 	}
@@ -415,6 +419,10 @@ int os_uffd_read(int fd, struct os_event *ev, int n)
 	(void)fd;
 	(void)ev;
 	(void)n;
+	/* the pending event (eagain_until_read) is read: the mm settles */
+	pthread_mutex_lock(&sim_lock);
+	inject.eagain_until_read = 0;
+	pthread_mutex_unlock(&sim_lock);
 	return -EAGAIN;
 }
 

@@ -34,6 +34,9 @@ struct sim_inject {
 	int copy_eexist_in;
 	int zero_eexist_in;
 	int map_enomem_in;  /* os_mem_map / os_mem_map_aligned return NULL */
+	/* an event is pending: resolving ops fail with EAGAIN (after
+	 * eagain_after successes) until someone reads the userfaultfd */
+	int eagain_until_read;
 };
 void sim_os_inject(const struct sim_inject *in);
 

@@ -660,6 +660,43 @@ static void test_move_back_refused_for_long(void **state)
 	prog_close(&g);
 }
 
+/* EAGAIN that lasts until the pending event is read, and the evicting
+ * thread is the only one that could read it (one handler, in direct
+ * reclaim): it must read it itself rather than wait for ever. */
+static void *watchdog_main(void *arg)
+{
+	(void)arg;
+	sleep(60);
+	fprintf(stderr, "test_inject: hung for 60 s\n");
+	_exit(3);
+}
+
+static void test_move_back_waits_for_an_event_only_it_can_read(void **state)
+{
+	pthread_t dog;
+	struct prog g;
+	struct sim_inject in = { .eagain_after = 1, .eagain_until_read = 1 };
+
+	(void)state;
+	prog_open(&g, small_cfg(), 16 * 16384);
+	prog_fill(&g, 31);
+	prog_write(&g, 0, 9);
+	pthread_mutex_lock(&inj_lock);
+	inj.put = (struct countdown){ 1, -ENOMEM };
+	pthread_mutex_unlock(&inj_lock);
+	sim_os_inject(&in); /* the move out succeeds, then EAGAIN until a read */
+	/* a hang fails the test (uswap_advise blocks signals: no alarm) */
+	assert_int_equal(pthread_create(&dog, NULL, watchdog_main, NULL), 0);
+	assert_int_equal(uswap_advise(g.u, g.mem, 16384, USWAP_ADV_PAGEOUT), 0);
+	pthread_cancel(dog);
+	pthread_join(dog, NULL);
+	assert_int_equal(inj_fired(), 1);
+	assert_int_equal(folio_state_at(&g, 0), FOLIO_RESIDENT);
+	inj_clear();
+	prog_check(&g);
+	prog_close(&g);
+}
+
 /* ---- a delayed handler ---- */
 
 struct racer {
@@ -912,6 +949,7 @@ int main(void)
 		cmocka_unit_test(test_allocation_failures),
 		cmocka_unit_test(test_ioctl_eagain_and_eexist),
 		cmocka_unit_test(test_move_back_refused_for_long),
+		cmocka_unit_test(test_move_back_waits_for_an_event_only_it_can_read),
 		cmocka_unit_test(test_delayed_handler),
 		cmocka_unit_test(test_checker_names_each_breakage),
 		cmocka_unit_test(test_random_injections),
