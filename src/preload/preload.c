@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define MIN_MAP_DEFAULT (1u << 20)
@@ -34,24 +35,42 @@ uint64_t shim_counters[SHIM_COUNT];
 const char *const shim_counter_names[SHIM_COUNT] = { SHIM_COUNTERS(SHIM_COUNTER_NAME) };
 #undef SHIM_COUNTER_NAME
 
-/* The shim's own code and data, as loaded. */
-static uintptr_t self_lo, self_hi;
+/*
+ * Code whose calls are uswap's own: the shim (uswap's runtime is linked
+ * into it) and the codec libraries it calls (libzstd allocates its
+ * contexts with malloc, on the fault path).
+ */
+#define INTERNAL_MAX 4
+static struct {
+	uintptr_t lo, hi;
+} internal[INTERNAL_MAX];
+static unsigned ninternal;
 
 bool shim_internal_caller(const void *ret)
 {
 	uintptr_t a = (uintptr_t)ret;
+	unsigned i;
 
-	return a >= self_lo && a < self_hi;
+	for (i = 0; i < ninternal; i++)
+		if (a >= internal[i].lo && a < internal[i].hi)
+			return true;
+	return false;
 }
 
-static int self_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+static bool object_is_internal(const struct dl_phdr_info *info, uintptr_t self)
 {
-	uintptr_t base = *(uintptr_t *)arg;
-	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+
+	return info->dlpi_addr == self || strstr(name, "/libzstd.so") || strstr(name, "/liblz4.so");
+}
+
+static int internal_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t lo = UINTPTR_MAX, hi = 0, base = info->dlpi_addr;
 	int i;
 
 	(void)size;
-	if (info->dlpi_addr != base)
+	if (!object_is_internal(info, *(uintptr_t *)arg) || ninternal == INTERNAL_MAX)
 		return 0;
 	for (i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -63,23 +82,26 @@ static int self_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		if (base + ph->p_vaddr + ph->p_memsz > hi)
 			hi = base + ph->p_vaddr + ph->p_memsz;
 	}
-	self_lo = lo;
-	self_hi = hi;
-	return 1;
+	if (hi) {
+		internal[ninternal].lo = lo;
+		internal[ninternal].hi = hi;
+		ninternal++;
+	}
+	return 0;
 }
 
-static void self_range_find(void)
+static void internal_ranges_find(void)
 {
 	Dl_info info;
-	uintptr_t base;
+	uintptr_t self;
 
-	if (!dladdr((void *)self_range_find, &info)) {
+	if (!dladdr((void *)internal_ranges_find, &info)) {
 		fprintf(stderr, "uswap: the preload shim cannot find itself in memory\n");
 		_exit(127);
 	}
-	base = (uintptr_t)info.dli_fbase;
-	dl_iterate_phdr(self_range_cb, &base);
-	if (!self_hi) {
+	self = (uintptr_t)info.dli_fbase;
+	dl_iterate_phdr(internal_range_cb, &self);
+	if (!shim_internal_caller((void *)internal_ranges_find)) {
 		fprintf(stderr, "uswap: the preload shim cannot find its own segments\n");
 		_exit(127);
 	}
@@ -107,7 +129,7 @@ __attribute__((constructor)) static void shim_init(void)
 	uswap_t *u;
 	int rc;
 
-	self_range_find();
+	internal_ranges_find();
 	shim_malloc_init();
 	if (v) {
 		size_t n;

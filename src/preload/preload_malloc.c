@@ -11,6 +11,12 @@
  * calls are managed instead, and its extended API (sdallocx, mallctl)
  * never meets a block it did not make.
  *
+ * uswap's own allocations (calls from the shim's code and from the codec
+ * libraries it calls) always go to glibc's malloc, never to the program's
+ * allocator: a fault handler must never wait for a lock of the program's
+ * allocator, which a thread waiting for that very fault may hold (jemalloc
+ * keeps its metadata in memory it maps, which is managed).
+ *
  * A block of ours starts HDR bytes into a page, and its header holds a
  * magic word mixed with its address; free() confirms it with the region
  * table.  A pointer HDR bytes into a page is the only kind whose header is
@@ -34,6 +40,13 @@ struct block_hdr {
 	uint64_t magic; /* MAGIC ^ address of the header */
 	uint64_t map_len;
 };
+
+/* glibc's own entry points, for uswap's allocations */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
 
 static void *(*next_malloc)(size_t);
 static void (*next_free)(void *);
@@ -86,6 +99,11 @@ static void resolve(void)
 void shim_malloc_init(void)
 {
 	resolve();
+	/* Start the program's allocator now, before uswap registers its fork
+	 * handlers: an allocator registers its own when it starts (jemalloc
+	 * does), and in a child those run first, so that the allocator works
+	 * again before uswap's child handler starts the new threads. */
+	next_free(next_malloc(1));
 }
 
 /* Is this one of our blocks?  @return its header, or NULL. */
@@ -138,6 +156,8 @@ EXPORT void *malloc(size_t n)
 
 	if (resolving)
 		return boot_alloc(n);
+	if (shim_internal_caller(__builtin_return_address(0)))
+		return __libc_malloc(n);
 	resolve();
 	if (want_large(n, __builtin_return_address(0)) && (p = block_alloc(n)))
 		return p;
@@ -150,6 +170,10 @@ EXPORT void free(void *p)
 
 	if (!p || boot_owns(p))
 		return;
+	if (shim_internal_caller(__builtin_return_address(0))) {
+		__libc_free(p);
+		return;
+	}
 	resolve();
 	if ((h = block_of(p)))
 		block_free(h);
@@ -168,6 +192,8 @@ EXPORT void *calloc(size_t n, size_t size)
 	}
 	if (resolving)
 		return boot_alloc(total); /* zero-filled */
+	if (shim_internal_caller(__builtin_return_address(0)))
+		return __libc_calloc(n, size);
 	resolve();
 	if (want_large(total, __builtin_return_address(0)) && (p = block_alloc(total)))
 		return p; /* fresh mappings read as zero */
@@ -194,6 +220,8 @@ EXPORT void *realloc(void *p, size_t n)
 					     : (size_t)(boot_buf + sizeof(boot_buf) - (char *)p));
 		return q;
 	}
+	if (shim_internal_caller(__builtin_return_address(0)))
+		return __libc_realloc(p, n);
 	resolve();
 	if (!p)
 		return malloc(n);
@@ -249,6 +277,8 @@ EXPORT void *memalign(size_t align, size_t n)
 {
 	void *p;
 
+	if (shim_internal_caller(__builtin_return_address(0)))
+		return __libc_memalign(align, n);
 	resolve();
 	if (align <= HDR && want_large(n, __builtin_return_address(0)) && (p = block_alloc(n)))
 		return p;
@@ -259,6 +289,8 @@ EXPORT void *aligned_alloc(size_t align, size_t n)
 {
 	void *p;
 
+	if (shim_internal_caller(__builtin_return_address(0)))
+		return __libc_memalign(align, n);
 	resolve();
 	if (align <= HDR && want_large(n, __builtin_return_address(0)) && (p = block_alloc(n)))
 		return p;
@@ -269,6 +301,12 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
 	void *p;
 
+	if (shim_internal_caller(__builtin_return_address(0))) {
+		if (align < sizeof(void *) || (align & (align - 1)))
+			return EINVAL;
+		*out = __libc_memalign(align, n);
+		return *out ? 0 : ENOMEM;
+	}
 	resolve();
 	if (align <= HDR && align >= sizeof(void *) && !(align & (align - 1)) &&
 	    want_large(n, __builtin_return_address(0)) && (p = block_alloc(n))) {
