@@ -181,6 +181,23 @@ static int child_mmap(void)
 	CHECK(counter("remap_unsupported") == 0, "a whole-mapping mremap was not followed");
 	m[0] = q;
 
+	/* two adjacent mappings (one VMA to the kernel) moved by one mremap */
+	p = mmap(NULL, 4 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CHECK(p != MAP_FAILED, "reservation");
+	p = (char *)(((uintptr_t)p + len - 1) & ~(uintptr_t)(len - 1)); /* folio aligned */
+	CHECK(mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p &&
+	      mmap(p + len, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+		   0) == p + len,
+	      "adjacent mappings");
+	fill(p, 2 * len, 90, 0);
+	q = map_anon(2 * len);
+	CHECK(munmap(q, 2 * len) == 0, "munmap");
+	CHECK(mremap(p, 2 * len, 2 * len, MREMAP_MAYMOVE | MREMAP_FIXED, q) == q,
+	      "mremap of two adjacent mappings: %s", strerror(errno));
+	verify(q, 2 * len, 90, 0, "two mappings moved by one mremap");
+	CHECK(counter("remap_unsupported") == 0, "the remap of two regions was not followed");
+	CHECK(munmap(q, 2 * len) == 0, "munmap");
+
 	/* part of a mapping: never moved (refused or grown in place) */
 	q = mremap(m[1] + len / 2, len / 2, len, MREMAP_MAYMOVE);
 	CHECK(q == MAP_FAILED || q == m[1] + len / 2, "part of a region moved to %p", (void *)q);
