@@ -90,13 +90,12 @@ void *shim_map_managed(size_t len, size_t align, int extra_flags)
 	return p;
 }
 
-__attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot, int flags,
-						  int fd, off_t off)
+/* The program's mmap (the caller decided it is not uswap's own). */
+static void *program_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	void *p;
 
-	if (!__atomic_load_n(&shim_u, __ATOMIC_ACQUIRE) ||
-	    shim_internal_caller(__builtin_return_address(0)) || !map_eligible(len, prot, flags))
+	if (!map_eligible(len, prot, flags))
 		return os_raw_mmap(addr, len, prot, flags, fd, off);
 	if (!addr && !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)))
 		/* big mappings on 2 MiB boundaries: an allocator that wants
@@ -111,13 +110,22 @@ __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int pr
 	return p;
 }
 
+__attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int prot, int flags,
+						  int fd, off_t off)
+{
+	if (!__atomic_load_n(&shim_u, __ATOMIC_ACQUIRE) ||
+	    shim_internal_caller(__builtin_return_address(0)))
+		return os_raw_mmap(addr, len, prot, flags, fd, off);
+	return program_mmap(addr, len, prot, flags, fd, off);
+}
+
 __attribute__((visibility("default"))) void *mmap64(void *addr, size_t len, int prot, int flags,
 						    int fd, off_t off)
 {
 	if (!__atomic_load_n(&shim_u, __ATOMIC_ACQUIRE) ||
 	    shim_internal_caller(__builtin_return_address(0)))
 		return os_raw_mmap(addr, len, prot, flags, fd, off);
-	return mmap(addr, len, prot, flags, fd, off);
+	return program_mmap(addr, len, prot, flags, fd, off);
 }
 
 static int unmap_piece(uintptr_t a, uintptr_t b)

@@ -161,6 +161,12 @@ static int child_mmap(void)
 		verify(m[i], len, 10 + i, 0, "mapping");
 	check_rss("mappings filled");
 
+	/* mmap64 is the same function */
+	p = mmap64(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED && counter("shim_maps_adopted") == adopted0 + 5, "mmap64 not managed");
+	CHECK(munmap(p, len) == 0, "munmap");
+	adopted0++;
+
 	/* munmap whole, then the same length again: adopted anew */
 	CHECK(munmap(m[3], len) == 0, "munmap");
 	CHECK(counter("regions") == r0 + 3, "munmapped region still there");
