@@ -49,7 +49,8 @@ bool shim_internal_caller(const void *ret);
 	X(maps_adopt_failed, "mmap calls left unmanaged: uswap_adopt failed")   \
 	X(unmaps, "regions released by the program's munmap")                   \
 	X(malloc_blocks, "glibc malloc blocks served from managed memory")      \
-	X(madv_free_as_dontneed, "MADV_FREE calls on managed memory done as MADV_DONTNEED") \
+	X(madv_free_lazy, "MADV_FREE calls on managed memory done as uswap's lazy free") \
+	X(madv_free_as_dontneed, "MADV_FREE calls uswap refused, done as MADV_DONTNEED") \
 	X(mremap_moved, "mremap calls that moved managed mappings")             \
 	X(mremap_refused, "mremap calls refused: they cut through a region (ENOMEM)")
 

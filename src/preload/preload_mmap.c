@@ -14,11 +14,13 @@
  *   mremap moving whole regions is followed by uswap's remap events; one
  *     that would move part of a region is refused with ENOMEM, a legal
  *     answer of mremap, rather than risk the pages uswap holds for it.
- *   madvise(MADV_FREE) on managed memory is done as MADV_DONTNEED.  The
- *     kernel reports both the same way (a remove event), but MADV_FREE
- *     leaves the pages mapped: uswap would stop counting pages that stay
- *     resident and can be written again without a fault.  MADV_DONTNEED
- *     is a valid MADV_FREE (the program may read zeros until it writes).
+ *   madvise(MADV_FREE) on managed memory becomes uswap's own lazy free
+ *     (USWAP_ADV_FREE): the kernel reports MADV_FREE and MADV_DONTNEED the
+ *     same way (a remove event), so uswap could only keep such pages as
+ *     data and compress them at eviction; told directly, it discards them
+ *     at eviction instead, and a write after the advice cancels it.  Where
+ *     uswap refuses the advice, MADV_DONTNEED is done, which is a valid
+ *     MADV_FREE (the program may read zeros until it writes).
  */
 #include "preload.h"
 
@@ -286,9 +288,13 @@ __attribute__((visibility("default"))) int madvise(void *addr, size_t len, int a
 		if (s > at)
 			rc = os_raw_madvise((void *)at, s - at, MADV_FREE) ? errno : 0;
 		err = err ? err : rc;
-		rc = os_raw_madvise((void *)s, e - s, MADV_DONTNEED) ? errno : 0;
-		err = err ? err : rc;
-		shim_count(SHIM_madv_free_as_dontneed);
+		if (!uswap_advise(shim_u, (void *)s, e - s, USWAP_ADV_FREE)) {
+			shim_count(SHIM_madv_free_lazy);
+		} else {
+			rc = os_raw_madvise((void *)s, e - s, MADV_DONTNEED) ? errno : 0;
+			err = err ? err : rc;
+			shim_count(SHIM_madv_free_as_dontneed);
+		}
 		at = e;
 	}
 	if (err) {
