@@ -30,11 +30,38 @@ static int setup(void **state)
 	return mkdtemp(dir) ? 0 : -1;
 }
 
+/* redis-servers started and not stopped yet: killed when a check fails */
+static pid_t servers[4];
+
+static void servers_kill(void)
+{
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		if (servers[i] > 0) {
+			kill(servers[i], SIGKILL);
+			waitpid(servers[i], NULL, 0);
+			servers[i] = 0;
+		}
+}
+
+static void servers_track(pid_t pid, bool running)
+{
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		if (running ? servers[i] == 0 : servers[i] == pid) {
+			servers[i] = running ? pid : 0;
+			return;
+		}
+}
+
 static int teardown(void **state)
 {
 	char cmd[128];
 
 	(void)state;
+	servers_kill();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	return system(cmd) < 0 ? -1 : 0;
 }
@@ -102,6 +129,7 @@ static pid_t redis_start(int port, bool managed, const char *dbfile)
 		argv[n++] = plain[i];
 	argv[n] = NULL;
 	pid = st_spawn(argv, log);
+	servers_track(pid, true);
 	snprintf(ping, sizeof(ping), "redis-cli -p %d ping 2>/dev/null", port);
 	for (i = 0; i < 500; i++) {
 		if (sh(ping, out, sizeof(out)) == 0 && !strcmp(out, "PONG"))
@@ -119,6 +147,7 @@ static void redis_stop(int port, pid_t pid)
 
 	snprintf(cmd, sizeof(cmd), "redis-cli -p %d shutdown nosave >/dev/null 2>&1", port);
 	sh(cmd, NULL, 0);
+	servers_track(pid, false);
 	assert_true(st_wait(pid, 60) >= 0);
 }
 
