@@ -84,6 +84,28 @@ int uswap_map(uswap_t *u, size_t len, int flags, void **addr);
  */
 int uswap_unmap(uswap_t *u, void *addr, size_t len);
 
+/*
+ * Adopt memory the caller has just mapped itself: [addr, addr+len) must be
+ * private anonymous read-write memory (mmap MAP_PRIVATE|MAP_ANONYMOUS, not
+ * MAP_POPULATE, not mlocked), with addr and len multiples of the folio
+ * size, and no page of it touched yet (a page present at adoption is
+ * never counted against the budget).  From then on it is a region like one
+ * from uswap_map: uswap_unmap releases it (and unmaps it).  The LD_PRELOAD
+ * shim uses this to manage the program's own mmap calls at the exact
+ * addresses and lengths the program asked for.
+ * @return 0; -EINVAL (not aligned, len 0 or too large); -EEXIST when the
+ *         range overlaps a region (one the program unmapped part of, or
+ *         whose unmap event is still being handled); -ENOMEM; or the
+ *         kernel's error registering the range with userfaultfd.
+ */
+int uswap_adopt(uswap_t *u, void *addr, size_t len);
+
+/*
+ * Find the region that contains addr, or else the first one above it.
+ * @return 0 and *start, *len set; -ENOENT when there is none.
+ */
+int uswap_region_find(uswap_t *u, const void *addr, void **start, size_t *len);
+
 /* uswap_advise advice */
 #define USWAP_ADV_PAGEOUT  1 /* evict the folios in the range now */
 #define USWAP_ADV_WILLNEED 2 /* bring the folios in the range in now */

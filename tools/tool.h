@@ -2,13 +2,20 @@
 #ifndef USWAP_TOOL_H
 #define USWAP_TOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "uswap.h"
 
 /* Subcommands: argv[0] is the command's name.  @return the exit status. */
 int cmd_demo(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+/* The help texts of run and stat (uswap(1) says the same). */
+void run_usage(FILE *f);
+void stat_usage(FILE *f);
 
 /*
  * Parse the options shared by the commands that open an instance

@@ -13,6 +13,10 @@ static void usage(FILE *f)
 	fprintf(f, "usage: uswap COMMAND [OPTIONS]\n"
 		   "\n"
 		   "commands:\n"
+		   "  run       run a program with its memory managed under a budget:\n"
+		   "            uswap run --limit SIZE [OPTIONS] [--] PROGRAM [ARGS...]\n"
+		   "  stat      show the counters of a program running under uswap run:\n"
+		   "            uswap stat [--json] [--watch] PID\n"
 		   "  demo      fill managed memory with realistic data under a budget, read and\n"
 		   "            write it back, verify every byte, and print what uswap did\n"
 		   "  version   print the version\n"
@@ -26,6 +30,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stat"))
+		return cmd_stat(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "demo"))
 		return cmd_demo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

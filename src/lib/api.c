@@ -72,6 +72,7 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 {
 	struct uswap_config envcfg;
 	struct uswap *u;
+	sigset_t old;
 	unsigned got = 0;
 	int rc;
 
@@ -135,10 +136,13 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 		goto err;
 	}
 	budget_init(u);
+	/* the threads inherit the mask: the program's signal handlers never
+	 * run on them (one that touched managed memory would wait for itself) */
+	signals_block(&old);
 	rc = handlers_start(u);
-	if (rc)
-		goto err;
-	rc = reclaimer_start(u);
+	if (!rc)
+		rc = reclaimer_start(u);
+	signals_restore(&old);
 	if (rc)
 		goto err;
 	fork_register(u);

@@ -189,30 +189,48 @@ void events_drop(struct uswap *u, unsigned shard, uint64_t start, uint64_t end, 
 		region_forget(u, dead[i]);
 }
 
-/* mremap moved [from, from+len) to to. */
+/* mremap moved [from, from+len) to to.  Every region wholly inside moves
+ * with it (one VMA can hold several adjacent regions: the kernel merges
+ * them); a region only partly inside is not followed. */
 static void on_remap(struct uswap *u, uint64_t from, uint64_t to, uint64_t len)
 {
-	struct region *r;
+	struct region *cut = NULL, *moved[64];
+	unsigned n = 0, i;
+	uint64_t at = from;
 
 	regions_write_lock(&u->regions);
-	r = regions_find(&u->regions, from);
-	if (r && (uintptr_t)r->start == from && r->len == len) {
-		regions_remove(&u->regions, r);
-		r->start = (char *)(uintptr_t)to;
-		regions_insert(&u->regions, r);
+	while (at < from + len) {
+		struct region *r = regions_find_from(&u->regions, at);
+
+		if (!r || (uintptr_t)r->start >= from + len)
+			break;
+		if ((uintptr_t)r->start < from || (uintptr_t)r->start + r->len > from + len ||
+		    n == 64) {
+			cut = r;
+			break;
+		}
+		moved[n++] = r;
+		at = (uintptr_t)r->start + r->len;
+	}
+	if (!cut) {
+		for (i = 0; i < n; i++)
+			regions_remove(&u->regions, moved[i]);
+		for (i = 0; i < n; i++) {
+			moved[i]->start = (char *)(uintptr_t)(to + ((uintptr_t)moved[i]->start - from));
+			regions_insert(&u->regions, moved[i]);
+		}
 		pthread_mutex_lock(&u->clock_lock);
 		clock_reset(&u->hand);
 		pthread_mutex_unlock(&u->clock_lock);
-		r = NULL;
 	}
 	regions_write_unlock(&u->regions);
-	if (r) {
+	if (cut) {
 		ctr_add(u, CTR_remap_unsupported, 1);
 		fprintf(stderr,
 			"uswap: mremap of [%#llx, +%llu) moves part of region %p, which uswap does "
 			"not follow: pages swapped out there read as zero at the new address; "
 			"mremap whole regions only\n",
-			(unsigned long long)from, (unsigned long long)len, (void *)r->start);
+			(unsigned long long)from, (unsigned long long)len, (void *)cut->start);
 	}
 }
 

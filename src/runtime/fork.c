@@ -37,6 +37,7 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,7 @@ static void child_forget_threads(struct uswap *u)
 
 static void instance_postfork_child(struct uswap *u)
 {
+	sigset_t all, old;
 	unsigned got;
 	int fd;
 
@@ -210,8 +212,13 @@ static void instance_postfork_child(struct uswap *u)
 	if (u->stop_fd < 0 || u->kick_fd < 0)
 		child_fatal("making eventfds", u->stop_fd < 0 ? u->stop_fd : u->kick_fd);
 	u->stopping = 0;
+	/* the threads inherit this mask: none of the program's signal
+	 * handlers may run on them (the forking thread's mask may allow it) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if ((fd = handlers_start(u)) || (fd = reclaimer_start(u)))
 		child_fatal("starting its threads", fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void atfork_prepare(void)

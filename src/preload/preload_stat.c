@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Counters for `uswap stat PID`: a thread serves them on the abstract Unix
+ * socket "@uswap/PID".
+ *
+ * Abstract sockets have no file permissions, so the peer's credentials
+ * (SO_PEERCRED) decide: the same user or root get every counter as
+ * "name: value" lines, anyone else gets the connection closed with nothing
+ * said.  The server reads nothing from its peers: there is nothing to
+ * change through it.  It never touches managed memory (its buffer is on
+ * its own stack) and runs with every signal blocked.
+ */
+#include "preload.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int listen_fd = -1;
+static pthread_t server;
+
+static bool peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
+static size_t counters_format(char *buf, size_t cap)
+{
+	size_t at = 0;
+	const char *name;
+	uint64_t v;
+	unsigned i;
+
+	at += (size_t)snprintf(buf + at, cap - at, "pid: %d\n", (int)getpid());
+	for (i = 0; (name = uswap_stat_name(i)) && at < cap; i++)
+		if (!uswap_stat(shim_u, name, &v))
+			at += (size_t)snprintf(buf + at, cap - at, "%s: %llu\n", name,
+					       (unsigned long long)v);
+	for (i = 0; i < SHIM_COUNT && at < cap; i++)
+		at += (size_t)snprintf(buf + at, cap - at, "%s: %llu\n", shim_counter_names[i],
+				       (unsigned long long)__atomic_load_n(&shim_counters[i],
+									   __ATOMIC_RELAXED));
+	at += at < cap ? (size_t)snprintf(buf + at, cap - at, "shim_min_map: %zu\n", shim_min_map)
+		       : 0;
+	return at < cap ? at : cap;
+}
+
+static void serve_one(int fd)
+{
+	char buf[16384];
+	size_t len, off = 0;
+
+	if (!peer_allowed(fd))
+		return;
+	len = counters_format(buf, sizeof(buf));
+	while (off < len) {
+		ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static void *server_main(void *arg)
+{
+	int lfd = (int)(intptr_t)arg;
+
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL;
+		}
+		serve_one(fd);
+		close(fd);
+	}
+}
+
+int shim_stat_start(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	sigset_t all, old;
+	socklen_t len;
+	int fd, rc, n;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* abstract name: sun_path[0] is NUL */
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "uswap/%d", (int)getpid());
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	if (bind(fd, (struct sockaddr *)&sa, len) || listen(fd, 16)) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = -pthread_create(&server, NULL, server_main, (void *)(intptr_t)fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	pthread_detach(server);
+	listen_fd = fd;
+	return 0;
+}
+
+void shim_stat_restart(void)
+{
+	/* the parent's socket is the parent's: answer under our own pid */
+	if (listen_fd >= 0)
+		close(listen_fd);
+	listen_fd = -1;
+	if (shim_u && shim_stat_start())
+		fprintf(stderr, "uswap: counters of process %d will not be served\n",
+			(int)getpid());
+}
