@@ -32,6 +32,14 @@ void pagetable_destroy(struct pagetable *pt)
 	pt->nfolios = 0;
 }
 
+size_t pagetable_bytes(const struct pagetable *pt)
+{
+	size_t npages = (size_t)pt->nfolios << pt->folio_order;
+
+	return pt->nfolios * sizeof(*pt->fword) + npages * sizeof(*pt->entry) +
+	       (npages + 63) / 64 * sizeof(*pt->zeromap);
+}
+
 bool folio_trylock(struct pagetable *pt, uint32_t f, uint32_t *word)
 {
 	uint32_t w = folio_word_load(pt, f);

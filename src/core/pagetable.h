@@ -101,6 +101,8 @@ struct pagetable {
  * @return 0; -ENOMEM. */
 int pagetable_init(struct pagetable *pt, uint32_t npages, unsigned folio_order);
 void pagetable_destroy(struct pagetable *pt);
+/* Memory the table holds for npages pages: state words, entries, zero map. */
+size_t pagetable_bytes(const struct pagetable *pt);
 
 static inline unsigned folio_pages(const struct pagetable *pt)
 {

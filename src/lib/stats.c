@@ -26,18 +26,40 @@ enum derived {
 	D_swapcache_pages,
 	D_unevictable_bytes,
 	D_lazyfree_pages,
+	D_meta_bytes,
 	D_COUNT
 };
 
 static const char *const derived_names[D_COUNT] = {
 	"resident_bytes", "limit_bytes",  "stored_bytes",  "orig_bytes",
 	"pool_bytes",     "store_objects", "store_compactions", "pinned_bytes",
-	"folio_bytes",    "regions",      "handler_threads", "swapcache_pages", "unevictable_bytes", "lazyfree_pages",
+	"folio_bytes",    "regions",      "handler_threads", "swapcache_pages", "unevictable_bytes",
+	"lazyfree_pages", "meta_bytes",
 };
 
 #define COUNTER_NAME(name, doc) #name,
 static const char *const counter_names[CTR_COUNT] = { USWAP_COUNTERS(COUNTER_NAME) };
 #undef COUNTER_NAME
+
+/* uswap's own bookkeeping: page tables, slot map, the store's handle table
+ * (the store's data is pool_bytes). */
+static uint64_t meta_bytes(struct uswap *u)
+{
+	unsigned shard = regions_api_shard(u);
+	struct store_usage su;
+	struct slotmap_stats ss;
+	uint64_t sum;
+	size_t i;
+
+	u->p.store_ops->usage(u->store, &su);
+	slotmap_stats(u->slots, &ss);
+	sum = su.meta_bytes + ss.meta_bytes;
+	regions_read_lock(&u->regions, shard);
+	for (i = 0; i < u->regions.n; i++)
+		sum += sizeof(*u->regions.v[i]) + pagetable_bytes(&u->regions.v[i]->pt);
+	regions_read_unlock(&u->regions, shard);
+	return sum;
+}
 
 static uint64_t derived_value(struct uswap *u, enum derived d)
 {
@@ -73,6 +95,8 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 		return __atomic_load_n(&u->uncharged_folios, __ATOMIC_RELAXED) * folio_bytes(u);
 	case D_lazyfree_pages:
 		return __atomic_load_n(&u->lazyfree_pages, __ATOMIC_RELAXED);
+	case D_meta_bytes:
+		return meta_bytes(u);
 	case D_swapcache_pages:
 		return __atomic_load_n(&u->swapcache_pages, __ATOMIC_RELAXED);
 	default:
