@@ -7,6 +7,7 @@
 /* Keep store_names() in step with this table (a test checks it). */
 static const struct store_ops *const store_table[] = {
 	&store_ram,
+	&store_file,
 };
 
 #define STORE_DEFAULT "ram"
@@ -37,5 +38,5 @@ const struct store_ops *store_find(const char *uri, const char **arg)
 
 const char *store_names(void)
 {
-	return "ram";
+	return "ram; file:DIR";
 }

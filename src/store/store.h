@@ -37,7 +37,43 @@ struct store_usage {
 	uint64_t bad_get;    /* gets of a freed or invalid handle (-ENOENT) */
 	uint64_t bad_free;   /* frees of a freed or invalid handle: a caller
 				bug, ignored (debug builds abort) */
+	/* I/O of stores that do any (file, redis; 0 for ram). */
+	uint64_t reads;	      /* objects read (gets that reached the medium) */
+	uint64_t writes;      /* objects written */
+	uint64_t errors;      /* reads, writes and frees that failed (I/O,
+				 server down, timeout; not -ENOSPC at the limit) */
+	uint64_t read_ns;     /* total time in reads */
+	uint64_t write_ns;    /* total time in writes */
+	uint64_t writebacks;  /* tier: objects moved from ram to the file */
 };
+
+/* Counters of struct store_usage that stores update with atomic adds,
+ * outside their locks. */
+static inline void store_count(uint64_t *c, uint64_t n)
+{
+	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* Copy the counters (failures, I/O, latency) of from into to, atomically;
+ * the sizes are the store's to fill. */
+static inline void store_usage_counters(const struct store_usage *from, struct store_usage *to)
+{
+#define STORE_LOAD(f) to->f = __atomic_load_n(&from->f, __ATOMIC_RELAXED)
+	STORE_LOAD(compactions);
+	STORE_LOAD(moved);
+	STORE_LOAD(fail_nospc);
+	STORE_LOAD(fail_nomem);
+	STORE_LOAD(fail_2big);
+	STORE_LOAD(bad_get);
+	STORE_LOAD(bad_free);
+	STORE_LOAD(reads);
+	STORE_LOAD(writes);
+	STORE_LOAD(errors);
+	STORE_LOAD(read_ns);
+	STORE_LOAD(write_ns);
+	STORE_LOAD(writebacks);
+#undef STORE_LOAD
+}
 
 /* Called by get with the object's bytes, valid only during the call. */
 typedef int (*store_visit_fn)(const void *obj, size_t len, void *arg);
@@ -95,8 +131,11 @@ struct store_ops {
  *  - ram: objects in memory, in size classes packed into blocks, with a
  *    handle table so that compaction can move them (see store_ram.c).
  *    Takes no options (arg NULL or ""); max_len is 16 MiB - 1.
+ *  - file: "file:DIR", objects in an unnamed file of DIR, through io_uring
+ *    (see store_file.c).  max_len is 16 MiB - 1.
  */
 extern const struct store_ops store_ram;
+extern const struct store_ops store_file;
 
 /*
  * The store a URI names: "name" or "name:arg" ("ram").  NULL or "" name the
@@ -107,7 +146,8 @@ extern const struct store_ops store_ram;
  *         name: callers report it with store_names().
  */
 const struct store_ops *store_find(const char *uri, const char **arg);
-/* "ram": for error messages */
+/* The stores and their URI forms, for error messages, separated by "; "
+ * ("ram; file:DIR; ..."). */
 const char *store_names(void);
 
 #endif
