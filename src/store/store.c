@@ -8,6 +8,7 @@
 static const struct store_ops *const store_table[] = {
 	&store_ram,
 	&store_file,
+	&store_tier,
 };
 
 #define STORE_DEFAULT "ram"
@@ -38,5 +39,5 @@ const struct store_ops *store_find(const char *uri, const char **arg)
 
 const char *store_names(void)
 {
-	return "ram; file:DIR";
+	return "ram; file:DIR; ram,file:DIR[,ram=SIZE]";
 }

@@ -136,6 +136,10 @@ struct store_ops {
  */
 extern const struct store_ops store_ram;
 extern const struct store_ops store_file;
+/*  - ram,file: "ram,file:DIR[,ram=SIZE]", the ram store first, its coldest
+ *    objects written back to a file store in DIR when it is full (see
+ *    store_tier.c). */
+extern const struct store_ops store_tier;
 
 /*
  * The store a URI names: "name" or "name:arg" ("ram").  NULL or "" name the
