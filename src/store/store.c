@@ -9,6 +9,8 @@ static const struct store_ops *const store_table[] = {
 	&store_ram,
 	&store_file,
 	&store_tier,
+	&store_redis,
+	&store_rediss,
 };
 
 #define STORE_DEFAULT "ram"
@@ -39,5 +41,6 @@ const struct store_ops *store_find(const char *uri, const char **arg)
 
 const char *store_names(void)
 {
-	return "ram; file:DIR; ram,file:DIR[,ram=SIZE]";
+	return "ram; file:DIR; ram,file:DIR[,ram=SIZE]; "
+	       "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]";
 }

@@ -140,6 +140,11 @@ extern const struct store_ops store_file;
  *    objects written back to a file store in DIR when it is full (see
  *    store_tier.c). */
 extern const struct store_ops store_tier;
+/*  - redis: "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]",
+ *    objects as keys on Redis servers, sharded (see store_redis.c).
+ *  - rediss: TLS, not supported (its open says why). */
+extern const struct store_ops store_redis;
+extern const struct store_ops store_rediss;
 
 /*
  * The store a URI names: "name" or "name:arg" ("ram").  NULL or "" name the
