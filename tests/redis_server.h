@@ -76,7 +76,7 @@ static redisReply *redis_test_cmd(const struct redis_server *s, const char *cmd)
 	return r;
 }
 
-static long long redis_test_dbsize(const struct redis_server *s)
+__attribute__((unused)) static long long redis_test_dbsize(const struct redis_server *s)
 {
 	redisReply *r = redis_test_cmd(s, "DBSIZE");
 	long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;

@@ -70,6 +70,11 @@
 #define REDIS_TIMEOUT_MS 2000u
 #define REDIS_MAX_LEN ((16u << 20) - 1)
 #define REDIS_SHARED 0x1u
+/* After a server failed, puts to it fail at once for this long: an
+ * eviction that cannot store just keeps its folio, but one that waited a
+ * timeout for every folio would stall the reclaimer.  Gets always try (a
+ * fault needs the data), and any answer ends the pause. */
+#define REDIS_PAUSE_NS 1000000000ull
 
 struct redis_conn {
 	pthread_mutex_t lock;
@@ -81,6 +86,8 @@ struct redis_conn {
 struct redis_shard {
 	char host[256];
 	int port;
+	uint64_t retry_at;  /* atomic: puts fail at once until then (ns) */
+	int last_err;       /* atomic: the error that set retry_at */
 	struct redis_conn conn[REDIS_CONNS];
 };
 
@@ -261,10 +268,12 @@ static int conn_error(struct redis_store *s, struct redis_shard *sh, struct redi
 		snprintf(why, sizeof(why), "%s", k->c ? k->c->errstr : "cannot connect");
 	store_count(&s->u.errors, 1);
 	if (!k->down)
-		fprintf(stderr, "uswap: store redis: %s:%d: %s: %s\n", sh->host, sh->port, what,
-			why);
+		fprintf(stderr, "uswap: store redis: %s:%d: %s: %s (puts to it pause for 1 s)\n",
+			sh->host, sh->port, what, why);
 	k->down = true;
 	conn_drop(k);
+	__atomic_store_n(&sh->last_err, rc, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->retry_at, os_now_ns() + REDIS_PAUSE_NS, __ATOMIC_RELAXED);
 	return errmsg_set(rc, "store redis: %s:%d: %s: %s", sh->host, sh->port, what, why);
 }
 
@@ -303,10 +312,17 @@ static int conn_ready(struct redis_store *s, struct redis_shard *sh, struct redi
 		}
 		freeReplyObject(r);
 	}
-	if (k->down)
-		fprintf(stderr, "uswap: store redis: %s:%d: connected again\n", sh->host, sh->port);
-	k->down = false;
 	return 0;
+}
+
+/* The server answered: end a pause, say so once. */
+static void conn_answered(struct redis_shard *sh, struct redis_conn *k)
+{
+	if (__atomic_load_n(&sh->retry_at, __ATOMIC_RELAXED))
+		__atomic_store_n(&sh->retry_at, 0, __ATOMIC_RELAXED);
+	if (k->down)
+		fprintf(stderr, "uswap: store redis: %s:%d answers again\n", sh->host, sh->port);
+	k->down = false;
 }
 
 /* A connection of the object's server, locked. */
@@ -363,6 +379,7 @@ static int conn_call(struct redis_store *s, struct redis_shard *sh, struct redis
 		else if (redisGetReply(k->c, &r) != REDIS_OK)
 			rc = conn_error(s, sh, k, argv[0]);
 		if (!rc) {
+			conn_answered(sh, k);
 			*out = r;
 			return 0;
 		}
@@ -512,6 +529,15 @@ static int redis_put(struct store *st, const void *obj, size_t len, store_handle
 	lens[1] = strlen(key);
 	lens[2] = len;
 	t0 = os_now_ns();
+	sh = &s->shard[id % s->nshards];
+	if (t0 < __atomic_load_n(&sh->retry_at, __ATOMIC_RELAXED)) {
+		store_count(&s->u.errors, 1);
+		rc = errmsg_set(__atomic_load_n(&sh->last_err, __ATOMIC_RELAXED),
+				"store redis: %s:%d failed less than 1 s ago: the folio stays in "
+				"memory",
+				sh->host, sh->port);
+		goto err_undo;
+	}
 	sigpipe_block(&old);
 	k = conn_take(s, id, &sh);
 	rc = conn_call(s, sh, k, 3, argv, lens, &r);
@@ -528,6 +554,7 @@ static int redis_put(struct store *st, const void *obj, size_t len, store_handle
 	if (r)
 		freeReplyObject(r);
 	if (rc) {
+err_undo:
 		pthread_mutex_lock(&s->lock);
 		s->u.stored_bytes -= len;
 		objtable_free(&s->table, *h);
