@@ -57,7 +57,9 @@ struct uswap_config {
  *       USWAP_STORE_LIMIT, USWAP_THREADS, USWAP_PIN, USWAP_SWAPCACHE);
  *       non-NULL = exactly these values.
  * @return 0 and *out set; -EINVAL for a bad value; -EPERM (or -ENOSYS) when
- *         userfaultfd is not available to this process, -ENOMEM.
+ *         userfaultfd is not available to this process, -ENOMEM; for a redis
+ *         store, -EIO or -ETIMEDOUT when a server cannot be reached, -EACCES
+ *         when it refuses the password.
  */
 int uswap_open(const struct uswap_config *cfg, uswap_t **out);
 
