@@ -241,7 +241,7 @@ static void test_redis_server_stops(void **state)
 
 	(void)state;
 	assert_int_equal(redis_start(&srv_slow, NULL, NULL, NULL), 0);
-	snprintf(uri, sizeof(uri), "redis://127.0.0.1:%d?timeout=200", srv_slow.port);
+	snprintf(uri, sizeof(uri), "redis://127.0.0.1:%d?timeout=1000", srv_slow.port);
 	u = open_store(uri, 0);
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
 	fill(mem, pages, ver);
@@ -251,15 +251,25 @@ static void test_redis_server_stops(void **state)
 	rc = uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT);
 	assert_int_equal(rc, 0);
 	/* one timeout, then the others fail at once */
-	assert_true((uint64_t)time(NULL) - t0 < 3);
+	assert_true((uint64_t)time(NULL) - t0 < 6);
 	assert_int_equal(itest_stat(u, "store_objects"), 0);
 	assert_int_equal(itest_stat(u, "store_errors"), pages / 16);
 	assert_int_equal(itest_stat(u, "reclaim_fail_other"), pages / 16);
 	assert_int_equal(itest_resident_pages(mem, len), (long)pages);
 	assert_pages(mem, pages, ver);
 	kill(srv_slow.pid, SIGCONT);
-	sleep(1); /* the pause after a failure (puts fail at once for 1 s) */
-	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
+	/* answering again (a loaded machine may take a while to drain what
+	 * queued up): page-out works, after the pause that follows a failure */
+	for (int tries = 0; tries < 10; tries++) {
+		redisReply *pong = redis_test_cmd(&srv_slow, "PING");
+
+		if (pong)
+			freeReplyObject(pong);
+		sleep(1);
+		assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
+		if (itest_resident_pages(mem, len) < (long)pages / 4)
+			break;
+	}
 	assert_true(itest_stat(u, "store_objects") > 0);
 	assert_true(itest_resident_pages(mem, len) < (long)pages / 4);
 	assert_pages(mem, pages, ver);
