@@ -36,4 +36,33 @@ uint64_t itest_stat(struct uswap *u, const char *name);
  * difference, naming the byte and page. */
 void itest_assert_same(const char *mem, const char *shadow, size_t len);
 
+/*
+ * TESTLIB_TSAN_DEFAULTS("opt=v:..."), at file scope: ThreadSanitizer
+ * options for one test (the environment's TSAN_OPTIONS still win).
+ *  - detect_deadlocks=0: TSan's lock-order checker tracks at most 64 locks
+ *    held by one thread; the fork hooks and the ram store's checker hold
+ *    every lock of the slot map and the store at once, by design (fork_lock
+ *    has stopped every operation; the locks are uncontended).  Race
+ *    detection stays on.
+ *  - die_after_fork=0: a forked child of a threaded process starts its own
+ *    handler threads, which TSan refuses by default.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define TESTLIB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TESTLIB_TSAN 1
+#endif
+#endif
+#ifdef TESTLIB_TSAN
+#define TESTLIB_TSAN_DEFAULTS(opts)                                                                \
+	const char *__tsan_default_options(void);                                                  \
+	const char *__tsan_default_options(void)                                                   \
+	{                                                                                          \
+		return opts;                                                                       \
+	}
+#else
+#define TESTLIB_TSAN_DEFAULTS(opts)
+#endif
+
 #endif

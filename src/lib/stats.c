@@ -87,7 +87,7 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 	case D_folio_bytes:
 		return folio_bytes(u);
 	case D_regions:
-		return u->regions.n;
+		return __atomic_load_n(&u->regions.n, __ATOMIC_RELAXED); /* no lock: a snapshot */
 	case D_handler_threads:
 		return u->nworkers;
 	case D_unevictable_bytes:

@@ -71,11 +71,18 @@ static void mark_slots_shared(struct uswap *u)
 
 static void instance_prefork(struct uswap *u)
 {
-	if (os_socketpair(u->fork_sock)) {
-		u->fork_sock[0] = u->fork_sock[1] = -1;
+	int sv[2];
+
+	if (os_socketpair(sv)) {
+		sv[0] = sv[1] = -1;
 		fprintf(stderr, "uswap: fork: no socket pair for the child's userfaultfd: the child "
 				"will stop at once\n");
 	}
+	u->fork_sock[1] = sv[1];
+	/* published to the handler that will read the fork event: the kernel
+	 * orders the event after this, but only the release/acquire pair says
+	 * so to the program (and to ThreadSanitizer) */
+	__atomic_store_n(&u->fork_sock[0], sv[0], __ATOMIC_RELEASE);
 	__atomic_store_n(&u->fork_fd_sent, 0, __ATOMIC_RELEASE);
 	pthread_rwlock_wrlock(&u->fork_lock);
 	regions_write_lock(&u->regions);
@@ -89,7 +96,8 @@ static void instance_prefork(struct uswap *u)
 
 void fork_event(struct uswap *u, int child_ufd)
 {
-	int rc = u->fork_sock[0] >= 0 ? os_send_fd(u->fork_sock[0], child_ufd) : -EBADF;
+	int sock = __atomic_load_n(&u->fork_sock[0], __ATOMIC_ACQUIRE);
+	int rc = sock >= 0 ? os_send_fd(sock, child_ufd) : -EBADF;
 
 	if (rc)
 		fprintf(stderr, "uswap: fork: cannot pass the userfaultfd to the child: %s\n",

@@ -136,7 +136,7 @@ int regions_insert(struct region_table *t, struct region *r)
 	for (i = t->n; i > 0 && t->v[i - 1]->start > r->start; i--)
 		t->v[i] = t->v[i - 1];
 	t->v[i] = r;
-	t->n++;
+	__atomic_store_n(&t->n, t->n + 1, __ATOMIC_RELAXED); /* read unlocked by stats */
 	return 0;
 }
 
@@ -147,7 +147,7 @@ void regions_remove(struct region_table *t, struct region *r)
 	for (i = 0; i < t->n; i++) {
 		if (t->v[i] == r) {
 			memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof(t->v[0]));
-			t->n--;
+			__atomic_store_n(&t->n, t->n - 1, __ATOMIC_RELAXED);
 			return;
 		}
 	}

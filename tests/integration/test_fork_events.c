@@ -24,6 +24,9 @@
 #define PAGE 4096ul
 #define MiB (1ul << 20)
 
+/* fork holds every lock of the slot map and the store; children start threads */
+TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0:die_after_fork=0")
+
 /* Page i at version v, the content a test expects. */
 static void expect_page(char *buf, size_t i, uint64_t v)
 {

@@ -12,23 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifdef TEST_TSAN
-/* TSan's lock-order checker tracks at most 64 locks held by one thread;
- * the ram store's check and prefork hold all 161 of its locks (one per
- * class) at once.  Race detection stays on. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "detect_deadlocks=0";
-}
-#endif
+/* the ram store's check and prefork hold all 161 of its locks (one per class) */
+TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0")
 
 static struct store_suite ram_suite = {
 	.ops = &store_ram,
