@@ -118,8 +118,9 @@ struct store_ops {
 	/* Optional fork hooks (jemalloc's habit), called around fork() by the
 	 * forking thread: prefork takes every lock of the store, so that the
 	 * child never inherits one held mid-update; postfork_parent releases
-	 * them; postfork_child makes them anew (unlocking could hand a lock
-	 * to a parent thread that is not in the child). */
+	 * them; postfork_child releases them too: the thread that forked took
+	 * them all, and it is the child's only thread (a lock held by another
+	 * thread would have to be made anew instead). */
 	void (*prefork)(struct store *s);
 	void (*postfork_parent)(struct store *s);
 	void (*postfork_child)(struct store *s);

@@ -597,7 +597,8 @@ static void file_postfork_child(struct store *st)
 	struct file_store *s = (struct file_store *)st;
 	int fd = -1;
 
-	pthread_mutex_init(&s->lock, NULL);
+	/* prefork took it in the thread that forked: the one we are */
+	pthread_mutex_unlock(&s->lock);
 	uring_pool_postfork_child(s->io);
 	/* what our file holds is the parent's now: we only read it */
 	s->foreign_gran += s->used_gran - s->held_gran;

@@ -746,27 +746,29 @@ static void redis_postfork_child(struct store *st)
 {
 	struct redis_store *s = (struct redis_store *)st;
 
-	pthread_mutex_init(&s->lock, NULL);
+	/* prefork took the locks in the thread that forked, the one we are:
+	 * release them (no other thread of the parent is here to want them) */
 	for (unsigned i = 0; i < s->nshards; i++) {
 		for (unsigned k = 0; k < REDIS_CONNS; k++) {
 			struct redis_conn *c = &s->shard[i].conn[k];
 
-			pthread_mutex_init(&c->lock, NULL);
 			/* the parent's socket: close our descriptor, send nothing
 			 * (the DELs queued there are the parent's to send) */
-			conn_drop(c); /* closes our copy of the descriptor only */
+			conn_drop(c);
+			pthread_mutex_unlock(&c->lock);
 		}
 	}
 	if (s->nsegs == REDIS_SEGS_MAX) {
-		/* no prefix left: write under the parent's would mix keys */
+		/* no prefix left: writing under the parent's would mix keys */
 		fprintf(stderr, "uswap: store redis: forked %u levels deep: this process keeps "
 				"its memory resident\n",
 			REDIS_SEGS_MAX);
 		s->broken = true;
-		return;
+	} else {
+		prefix_make(s, s->nsegs);
+		s->own = s->nsegs++;
 	}
-	prefix_make(s, s->nsegs);
-	s->own = s->nsegs++;
+	pthread_mutex_unlock(&s->lock);
 }
 
 const struct store_ops store_redis = {

@@ -563,7 +563,7 @@ static void tier_postfork_child(struct store *st)
 	struct tier_store *s = (struct tier_store *)st;
 	uint32_t i;
 
-	pthread_mutex_init(&s->lock, NULL);
+	/* the parent's threads that waited on it are not here */
 	pthread_cond_init(&s->unpinned, NULL);
 	store_ram.postfork_child(s->ram);
 	store_file.postfork_child(s->file);
@@ -580,6 +580,8 @@ static void tier_postfork_child(struct store *st)
 	}
 	s->moving = 0;
 	s->inflight = 0;
+	/* prefork took it in the thread that forked: the one we are */
+	pthread_mutex_unlock(&s->lock);
 }
 
 const struct store_ops store_tier = {

@@ -188,7 +188,8 @@ void uring_pool_postfork_child(struct uring_pool *p)
 	for (i = 0; i < p->n; i++) {
 		struct uring_slot *s = &p->slot[i];
 
-		pthread_mutex_init(&s->lock, NULL);
+		/* taken by prefork in the thread that forked, the one we are */
+		pthread_mutex_unlock(&s->lock);
 		if (s->ready) {
 			/* the parent's queues: unmap our view and close our
 			 * descriptor; the parent keeps its ring */

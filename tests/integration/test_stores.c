@@ -26,6 +26,9 @@
 #include "redis_server.h"
 #include "uswap.h"
 
+/* fork with handler threads; fork hooks hold every lock (testlib.h) */
+TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0:die_after_fork=0")
+
 #define PAGE 4096ul
 #define MiB (1ul << 20)
 

@@ -19,6 +19,8 @@
 
 #include "store/uring_pool.h"
 
+TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0")
+
 int store_file_fd(struct store *st);
 
 static char test_dir[64];

@@ -12,6 +12,9 @@
 #include "os/os.h"
 #include "redis_server.h"
 
+/* the fork hooks hold every connection's lock (testlib.h) */
+TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0")
+
 /* static: a failed assertion leaves them to redis_stop_all at exit */
 static struct redis_server srv_a, srv_b, srv_auth, srv_d;
 static char two_servers[128];
