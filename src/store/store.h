@@ -118,9 +118,10 @@ struct store_ops {
 	/* Optional fork hooks (jemalloc's habit), called around fork() by the
 	 * forking thread: prefork takes every lock of the store, so that the
 	 * child never inherits one held mid-update; postfork_parent releases
-	 * them; postfork_child releases them too: the thread that forked took
-	 * them all, and it is the child's only thread (a lock held by another
-	 * thread would have to be made anew instead). */
+	 * them; postfork_child makes them anew, or unlocks them where that is
+	 * safe: a mutex the forking thread holds can be unlocked in the child
+	 * (its only thread), but an rwlock records parent threads waiting on
+	 * it and must be made anew. */
 	void (*prefork)(struct store *s);
 	void (*postfork_parent)(struct store *s);
 	void (*postfork_child)(struct store *s);

@@ -1140,10 +1140,11 @@ static void ramstore_postfork_parent(struct store *st)
  */
 static void ramstore_postfork_child(struct store *st)
 {
-	/* prefork took every lock in the thread that forked, the one we are:
-	 * release them (re-initialising a locked rwlock leaves ThreadSanitizer
-	 * believing it locked, and no parent thread is here to want them) */
-	ramstore_unlock_all(ramstore_of(st));
+	struct ramstore *s = ramstore_of(st);
+
+	pthread_mutex_init(&s->table.lock, NULL);
+	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++)
+		ramstore_rwlock_init(&s->cls[c].lock);
 }
 
 /* Walk one block's slots and free list.  @return 0 or -EUCLEAN. */
