@@ -32,7 +32,10 @@ struct uswap_config {
 	size_t limit;           /* resident budget for all regions; 0 = no limit;
 	                           otherwise at least one folio */
 	const char *codec;      /* "lz4" (default), "zstd", "none" */
-	const char *store;      /* "ram" (default) */
+	const char *store;      /* "ram" (default), "file:DIR",
+	                           "ram,file:DIR[,ram=SIZE]",
+	                           "redis://HOST:PORT[,HOST:PORT...]"
+	                           (docs/STORES.md) */
 	size_t folio_size;      /* power of two, 4 KiB .. 2 MiB; 0 = 64 KiB */
 	size_t store_limit;     /* bytes the store may use; 0 = no limit */
 	/* uswap additions */
@@ -54,7 +57,9 @@ struct uswap_config {
  *       USWAP_STORE_LIMIT, USWAP_THREADS, USWAP_PIN, USWAP_SWAPCACHE);
  *       non-NULL = exactly these values.
  * @return 0 and *out set; -EINVAL for a bad value; -EPERM (or -ENOSYS) when
- *         userfaultfd is not available to this process, -ENOMEM.
+ *         userfaultfd is not available to this process, -ENOMEM; for a redis
+ *         store, -EIO or -ETIMEDOUT when a server cannot be reached, -EACCES
+ *         when it refuses the password.
  */
 int uswap_open(const struct uswap_config *cfg, uswap_t **out);
 

@@ -27,6 +27,12 @@ enum derived {
 	D_unevictable_bytes,
 	D_lazyfree_pages,
 	D_meta_bytes,
+	D_store_reads,
+	D_store_writes,
+	D_store_errors,
+	D_store_read_ns,
+	D_store_write_ns,
+	D_store_writebacks,
 	D_COUNT
 };
 
@@ -35,6 +41,9 @@ static const char *const derived_names[D_COUNT] = {
 	"pool_bytes",     "store_objects", "store_compactions", "pinned_bytes",
 	"folio_bytes",    "regions",      "handler_threads", "swapcache_pages", "unevictable_bytes",
 	"lazyfree_pages", "meta_bytes",
+	/* the store's I/O (file, redis; 0 for ram): see struct store_usage */
+	"store_reads", "store_writes", "store_errors", "store_read_ns", "store_write_ns",
+	"store_writebacks",
 };
 
 #define COUNTER_NAME(name, doc) #name,
@@ -80,6 +89,19 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 		       : d == D_pool_bytes  ? su.pool_bytes
 		       : d == D_store_objects ? su.objects
 					      : su.compactions;
+	case D_store_reads:
+	case D_store_writes:
+	case D_store_errors:
+	case D_store_read_ns:
+	case D_store_write_ns:
+	case D_store_writebacks:
+		u->p.store_ops->usage(u->store, &su);
+		return d == D_store_reads    ? su.reads
+		       : d == D_store_writes ? su.writes
+		       : d == D_store_errors ? su.errors
+		       : d == D_store_read_ns ? su.read_ns
+		       : d == D_store_write_ns ? su.write_ns
+					       : su.writebacks;
 	case D_orig_bytes:
 		slotmap_stats(u->slots, &ss);
 		return ss.slots_used * OS_PAGE_SIZE;

@@ -28,7 +28,11 @@
  * when that process no longer needs it, whatever the other does.  The
  * SHARED mark is what tells a write to a swap-cached page that the stored
  * copy was shared (swapcache_copy) rather than exclusively its own
- * (swapcache_reuse), and what the pagemap query reports.
+ * (swapcache_reuse), and what the pagemap query reports.  The file and
+ * redis stores share their medium between the processes: their fork hooks
+ * keep every object alive at the fork (neither process frees its space)
+ * and give the child a file or key prefix of its own to write to
+ * (docs/STORES.md, fork).
  *
  * Code that runs in the child before uswap's handler (atfork child
  * handlers registered before uswap's) must not touch managed memory: its

@@ -7,6 +7,10 @@
 /* Keep store_names() in step with this table (a test checks it). */
 static const struct store_ops *const store_table[] = {
 	&store_ram,
+	&store_file,
+	&store_tier,
+	&store_redis,
+	&store_rediss,
 };
 
 #define STORE_DEFAULT "ram"
@@ -37,5 +41,6 @@ const struct store_ops *store_find(const char *uri, const char **arg)
 
 const char *store_names(void)
 {
-	return "ram";
+	return "ram; file:DIR; ram,file:DIR[,ram=SIZE]; "
+	       "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]";
 }

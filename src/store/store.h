@@ -37,7 +37,43 @@ struct store_usage {
 	uint64_t bad_get;    /* gets of a freed or invalid handle (-ENOENT) */
 	uint64_t bad_free;   /* frees of a freed or invalid handle: a caller
 				bug, ignored (debug builds abort) */
+	/* I/O of stores that do any (file, redis; 0 for ram). */
+	uint64_t reads;	      /* objects read (gets that reached the medium) */
+	uint64_t writes;      /* objects written */
+	uint64_t errors;      /* reads, writes and frees that failed (I/O,
+				 server down, timeout; not -ENOSPC at the limit) */
+	uint64_t read_ns;     /* total time in reads */
+	uint64_t write_ns;    /* total time in writes */
+	uint64_t writebacks;  /* tier: objects moved from ram to the file */
 };
+
+/* Counters of struct store_usage that stores update with atomic adds,
+ * outside their locks. */
+static inline void store_count(uint64_t *c, uint64_t n)
+{
+	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* Copy the counters (failures, I/O, latency) of from into to, atomically;
+ * the sizes are the store's to fill. */
+static inline void store_usage_counters(const struct store_usage *from, struct store_usage *to)
+{
+#define STORE_LOAD(f) to->f = __atomic_load_n(&from->f, __ATOMIC_RELAXED)
+	STORE_LOAD(compactions);
+	STORE_LOAD(moved);
+	STORE_LOAD(fail_nospc);
+	STORE_LOAD(fail_nomem);
+	STORE_LOAD(fail_2big);
+	STORE_LOAD(bad_get);
+	STORE_LOAD(bad_free);
+	STORE_LOAD(reads);
+	STORE_LOAD(writes);
+	STORE_LOAD(errors);
+	STORE_LOAD(read_ns);
+	STORE_LOAD(write_ns);
+	STORE_LOAD(writebacks);
+#undef STORE_LOAD
+}
 
 /* Called by get with the object's bytes, valid only during the call. */
 typedef int (*store_visit_fn)(const void *obj, size_t len, void *arg);
@@ -82,8 +118,10 @@ struct store_ops {
 	/* Optional fork hooks (jemalloc's habit), called around fork() by the
 	 * forking thread: prefork takes every lock of the store, so that the
 	 * child never inherits one held mid-update; postfork_parent releases
-	 * them; postfork_child makes them anew (unlocking could hand a lock
-	 * to a parent thread that is not in the child). */
+	 * them; postfork_child makes them anew, or unlocks them where that is
+	 * safe: a mutex the forking thread holds can be unlocked in the child
+	 * (its only thread), but an rwlock records parent threads waiting on
+	 * it and must be made anew. */
 	void (*prefork)(struct store *s);
 	void (*postfork_parent)(struct store *s);
 	void (*postfork_child)(struct store *s);
@@ -95,8 +133,20 @@ struct store_ops {
  *  - ram: objects in memory, in size classes packed into blocks, with a
  *    handle table so that compaction can move them (see store_ram.c).
  *    Takes no options (arg NULL or ""); max_len is 16 MiB - 1.
+ *  - file: "file:DIR", objects in an unnamed file of DIR, through io_uring
+ *    (see store_file.c).  max_len is 16 MiB - 1.
  */
 extern const struct store_ops store_ram;
+extern const struct store_ops store_file;
+/*  - ram,file: "ram,file:DIR[,ram=SIZE]", the ram store first, its coldest
+ *    objects written back to a file store in DIR when it is full (see
+ *    store_tier.c). */
+extern const struct store_ops store_tier;
+/*  - redis: "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]",
+ *    objects as keys on Redis servers, sharded (see store_redis.c).
+ *  - rediss: TLS, not supported (its open says why). */
+extern const struct store_ops store_redis;
+extern const struct store_ops store_rediss;
 
 /*
  * The store a URI names: "name" or "name:arg" ("ram").  NULL or "" name the
@@ -107,7 +157,8 @@ extern const struct store_ops store_ram;
  *         name: callers report it with store_names().
  */
 const struct store_ops *store_find(const char *uri, const char **arg);
-/* "ram": for error messages */
+/* The stores and their URI forms, for error messages, separated by "; "
+ * ("ram; file:DIR; ..."). */
 const char *store_names(void);
 
 #endif

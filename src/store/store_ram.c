@@ -185,6 +185,8 @@ struct ramstore {
 		uint32_t nfree;
 		uint32_t next; /* first entry never handed out */
 		uint32_t cap;  /* entries backed by chunks (atomic) */
+		uint32_t in_put; /* atomic: entries a put holds while it compacts
+				    (on no list, not live: check counts them) */
 		struct ramstore_entry *chunk[RAMSTORE_NCHUNKS];
 	} table;
 
@@ -831,10 +833,12 @@ retry:
 	if (ret == -ENOSPC && !compacted) {
 		/* Compaction takes each class lock in turn: drop ours.  The
 		 * entry stays ours meanwhile (off every list, gen even). */
+		__atomic_fetch_add(&s->table.in_put, 1, __ATOMIC_RELAXED);
 		pthread_rwlock_unlock(&cls->lock);
 		ramstore_compact_all(s);
 		compacted = true;
 		pthread_rwlock_wrlock(&cls->lock);
+		__atomic_fetch_sub(&s->table.in_put, 1, __ATOMIC_RELAXED);
 		goto retry;
 	}
 	if (ret)
@@ -1295,7 +1299,8 @@ static int ramstore_check_locked(struct ramstore *s)
 				  (unsigned long long)large->objects,
 				  (unsigned long long)large->stored);
 	pool += large_bytes + large->large_pending;
-	if (live + cached + s->table.nfree != s->table.next - 1)
+	if (live + cached + s->table.nfree + __atomic_load_n(&s->table.in_put, __ATOMIC_RELAXED) !=
+	    s->table.next - 1)
 		return errmsg_set(-EUCLEAN,
 				  "store ram: table: %llu live + %llu cached + %u free entries, "
 				  "%u handed out",
