@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "testlib.h"
+#include "pagegen.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,4 +83,30 @@ void itest_assert_same(const char *mem, const char *shadow, size_t len)
 				 (unsigned char)mem[j], (unsigned char)shadow[j]);
 		}
 	}
+}
+
+void itest_fill_pages(char *mem, size_t pages, uint64_t seed, const uint64_t *ver)
+{
+	for (size_t i = 0; i < pages; i++)
+		pagegen_fill(mem + i * 4096, seed, i, ver[i]);
+}
+
+long itest_first_bad_page(const char *mem, size_t pages, uint64_t seed, const uint64_t *ver)
+{
+	char want[4096];
+
+	for (size_t i = 0; i < pages; i++) {
+		pagegen_fill(want, seed, i, ver[i]);
+		if (memcmp(mem + i * 4096, want, 4096))
+			return (long)i;
+	}
+	return -1;
+}
+
+void itest_assert_pages(const char *mem, size_t pages, uint64_t seed, const uint64_t *ver)
+{
+	long bad = itest_first_bad_page(mem, pages, seed, ver);
+
+	if (bad >= 0)
+		fail_msg("page %ld reads wrong", bad);
 }

@@ -36,6 +36,14 @@ uint64_t itest_stat(struct uswap *u, const char *name);
  * difference, naming the byte and page. */
 void itest_assert_same(const char *mem, const char *shadow, size_t len);
 
+/* Pages whose bytes are a pure function of (seed, page, version) (the page
+ * generator), so that a test, its forked children and its threads know what
+ * every page must read without a shadow: fill pages [0, pages) at ver[i],
+ * find the first page that differs (-1: none), or fail the test on it. */
+void itest_fill_pages(char *mem, size_t pages, uint64_t seed, const uint64_t *ver);
+long itest_first_bad_page(const char *mem, size_t pages, uint64_t seed, const uint64_t *ver);
+void itest_assert_pages(const char *mem, size_t pages, uint64_t seed, const uint64_t *ver);
+
 /*
  * TESTLIB_TSAN_DEFAULTS("opt=v:..."), at file scope: ThreadSanitizer
  * options for one test (the environment's TSAN_OPTIONS still win).

@@ -272,29 +272,32 @@ EXPORT size_t malloc_usable_size(void *p)
 	return usable_size(p, h);
 }
 
-/* Our blocks are HDR-aligned: alignments up to HDR are served as malloc. */
-EXPORT void *memalign(size_t align, size_t n)
+/* Our blocks are HDR-aligned: alignments up to HDR are served as malloc.
+ * caller: the program's return address (the shim's own calls go to glibc);
+ * @return NULL when the next allocator must serve it. */
+static void *aligned_block(size_t align, size_t n, void *caller, bool *internal)
 {
-	void *p;
-
-	if (shim_internal_caller(__builtin_return_address(0)))
+	*internal = shim_internal_caller(caller);
+	if (*internal)
 		return __libc_memalign(align, n);
 	resolve();
-	if (align <= HDR && want_large(n, __builtin_return_address(0)) && (p = block_alloc(n)))
-		return p;
-	return next_memalign(align, n);
+	return align <= HDR && want_large(n, caller) ? block_alloc(n) : NULL;
+}
+
+EXPORT void *memalign(size_t align, size_t n)
+{
+	bool internal;
+	void *p = aligned_block(align, n, __builtin_return_address(0), &internal);
+
+	return p || internal ? p : next_memalign(align, n);
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t n)
 {
-	void *p;
+	bool internal;
+	void *p = aligned_block(align, n, __builtin_return_address(0), &internal);
 
-	if (shim_internal_caller(__builtin_return_address(0)))
-		return __libc_memalign(align, n);
-	resolve();
-	if (align <= HDR && want_large(n, __builtin_return_address(0)) && (p = block_alloc(n)))
-		return p;
-	return next_aligned_alloc(align, n);
+	return p || internal ? p : next_aligned_alloc(align, n);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)

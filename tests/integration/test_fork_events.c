@@ -22,6 +22,7 @@
 #include "uswap.h"
 
 #define PAGE 4096ul
+#define PAGE_SEED 11 /* the pages' contents: pagegen_fill(seed, page, version) */
 #define MiB (1ul << 20)
 
 /* fork holds every lock of the slot map and the store; children start threads */
@@ -30,34 +31,7 @@ TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0:die_after_fork=0")
 /* Page i at version v, the content a test expects. */
 static void expect_page(char *buf, size_t i, uint64_t v)
 {
-	pagegen_fill(buf, 11, i, v);
-}
-
-static void fill(char *mem, size_t pages, const uint64_t *ver)
-{
-	for (size_t i = 0; i < pages; i++)
-		expect_page(mem + i * PAGE, i, ver[i]);
-}
-
-/* The first page that differs from its expectation, or -1. */
-static long first_bad(const char *mem, size_t pages, const uint64_t *ver)
-{
-	char want[PAGE];
-
-	for (size_t i = 0; i < pages; i++) {
-		expect_page(want, i, ver[i]);
-		if (memcmp(mem + i * PAGE, want, PAGE))
-			return (long)i;
-	}
-	return -1;
-}
-
-static void assert_pages(const char *mem, size_t pages, const uint64_t *ver)
-{
-	long bad = first_bad(mem, pages, ver);
-
-	if (bad >= 0)
-		fail_msg("page %ld reads wrong", bad);
+	pagegen_fill(buf, PAGE_SEED, i, v);
 }
 
 /* The end of a test: unmap, and nothing may stay stored or cached. */
@@ -90,12 +64,12 @@ static void test_swapcache_clean_reeviction_stores_nothing(void **state)
 
 	(void)state;
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
 	out0 = itest_stat(u, "swapout_pages");
 	assert_true(out0 > 0);
 	/* read everything back: it comes in write-protected, keeping its copy */
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(itest_stat(u, "swapcache_pages"), out0);
 	hits0 = itest_stat(u, "swapcache_hits");
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
@@ -103,7 +77,7 @@ static void test_swapcache_clean_reeviction_stores_nothing(void **state)
 	assert_int_equal(itest_stat(u, "swapout_pages"), out0);
 	assert_true(itest_stat(u, "swapcache_hits") - hits0 >= (pages / fpages) * 9 / 10);
 	assert_int_equal(itest_stat(u, "swapcache_pages"), 0);
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 
 	/* a write to a data page (a zero page is the shared zero page, not
 	 * write-protected) frees the folio's copy (reused in place: nobody
@@ -127,7 +101,7 @@ static void test_swapcache_clean_reeviction_stores_nothing(void **state)
 		assert_memory_equal(mem + k * PAGE, want, PAGE);
 	}
 	mem[k * PAGE + 7] ^= 0x5a;
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	unmap_close_all_freed(u, mem, len, ver);
 }
 
@@ -137,7 +111,7 @@ static void test_swapcache_clean_reeviction_stores_nothing(void **state)
  * @return an exit status: 0 = all good. */
 static int child_check(uswap_t *u, char *mem, size_t pages, uint64_t *ver, uint64_t mine)
 {
-	long bad = first_bad(mem, pages, ver);
+	long bad = itest_first_bad_page(mem, pages, PAGE_SEED, ver);
 
 	if (bad >= 0) {
 		fprintf(stderr, "child %d: inherited page %ld reads wrong\n", getpid(), bad);
@@ -151,7 +125,7 @@ static int child_check(uswap_t *u, char *mem, size_t pages, uint64_t *ver, uint6
 		fprintf(stderr, "child: PAGEOUT failed: %s\n", uswap_last_error());
 		return 2;
 	}
-	bad = first_bad(mem, pages, ver);
+	bad = itest_first_bad_page(mem, pages, PAGE_SEED, ver);
 	if (bad >= 0) {
 		fprintf(stderr, "child %d: own page %ld reads wrong after swapping\n", getpid(), bad);
 		return 3;
@@ -199,10 +173,10 @@ static void test_fork_child_reads_swapped_data(void **state)
 
 	(void)state;
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	/* half out, some of it back in swap-cached */
 	assert_int_equal(uswap_advise(u, mem, len / 2, USWAP_ADV_PAGEOUT), 0);
-	assert_pages(mem, pages / 8, ver);
+	itest_assert_pages(mem, pages / 8, PAGE_SEED, ver);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
@@ -210,9 +184,9 @@ static void test_fork_child_reads_swapped_data(void **state)
 	wait_ok(pid);
 	assert_true(itest_stat(u, "fork_events") >= 1);
 	/* the parent's data is its own: untouched by the child's writes */
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	unmap_close_all_freed(u, mem, len, ver);
 }
 
@@ -234,7 +208,7 @@ static int generation(uswap_t *u, char *mem, size_t pages, uint64_t *ver, int de
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 		return 11;
 	/* our own data survived our child */
-	return first_bad(mem, pages, ver) >= 0 ? 12 : 0;
+	return itest_first_bad_page(mem, pages, PAGE_SEED, ver) >= 0 ? 12 : 0;
 }
 
 static void test_fork_generations(void **state)
@@ -246,7 +220,7 @@ static void test_fork_generations(void **state)
 
 	(void)state;
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(generation(u, mem, pages, ver, 3), 0);
 	unmap_close_all_freed(u, mem, len, ver);
 }
@@ -288,7 +262,7 @@ static void test_fork_with_faults_in_flight(void **state)
 
 	(void)state;
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	rd = (struct reader){ mem, pages, ver, 0, 0 };
 	for (i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd), 0);
@@ -305,7 +279,7 @@ static void test_fork_with_faults_in_flight(void **state)
 		pthread_join(th[i], NULL);
 	assert_false(rd.bad);
 	assert_true(itest_stat(u, "fork_events") >= 6);
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	unmap_close_all_freed(u, mem, len, ver);
 }
 
@@ -321,9 +295,9 @@ static void test_swapcache_write_after_fork(void **state)
 
 	(void)state;
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
-	assert_pages(mem, pages, ver); /* all swap-cached now */
+	itest_assert_pages(mem, pages, PAGE_SEED, ver); /* all swap-cached now */
 	/* a data page: zero pages are the shared zero page, never protected */
 	for (k = 0; pagegen_kind(11, k) == MIX_ZERO; k++)
 		;
@@ -340,12 +314,12 @@ static void test_swapcache_write_after_fork(void **state)
 		_exit(child_check(u, mem, pages, ver, 400));
 	}
 	wait_ok(pid);
-	assert_pages(mem, pages, ver); /* the child's writes are not ours */
+	itest_assert_pages(mem, pages, PAGE_SEED, ver); /* the child's writes are not ours */
 	ver[k] = 8;
 	expect_page(mem + k * PAGE, k, 8);
 	assert_true(itest_stat(u, "swapcache_copy") > 0);
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	unmap_close_all_freed(u, mem, len, ver);
 }
 
@@ -361,7 +335,7 @@ static void test_program_dontneed_reads_zero_and_frees(void **state)
 
 	(void)state;
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	/* first quarter out; second quarter out and back (swap-cached); a
 	 * partial folio at the edge of the dropped range */
 	assert_int_equal(uswap_advise(u, mem, len / 2, USWAP_ADV_PAGEOUT), 0);
@@ -406,7 +380,7 @@ static void test_program_munmap_and_mremap(void **state)
 
 	(void)state;
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(uswap_advise(u, mem, len / 2, USWAP_ADV_PAGEOUT), 0);
 
 	/* move the whole region, swapped-out pages included */
@@ -414,16 +388,16 @@ static void test_program_munmap_and_mremap(void **state)
 	assert_true(hole != MAP_FAILED);
 	to = mremap(mem, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, hole);
 	assert_ptr_equal(to, hole);
-	assert_pages(to, pages, ver);
+	itest_assert_pages(to, pages, PAGE_SEED, ver);
 	assert_true(itest_stat(u, "remap_events") >= 1);
 	assert_int_equal(uswap_advise(u, to, len, USWAP_ADV_PAGEOUT), 0);
-	assert_pages(to, pages, ver);
+	itest_assert_pages(to, pages, PAGE_SEED, ver);
 
 	/* the program unmaps the last quarter: its stored copies are freed,
 	 * the rest keeps working */
 	assert_int_equal(uswap_advise(u, to, len, USWAP_ADV_PAGEOUT), 0);
 	assert_int_equal(munmap(to + 3 * len / 4, len / 4), 0);
-	assert_pages(to, 3 * pages / 4, ver);
+	itest_assert_pages(to, 3 * pages / 4, PAGE_SEED, ver);
 	assert_true(itest_stat(u, "unmap_events") >= 1);
 	/* the program unmaps the rest: the region is gone */
 	assert_int_equal(munmap(to, 3 * len / 4), 0);

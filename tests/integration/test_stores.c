@@ -30,6 +30,7 @@
 TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0:die_after_fork=0")
 
 #define PAGE 4096ul
+#define PAGE_SEED 29 /* the pages' contents: pagegen_fill(seed, page, version) */
 #define MiB (1ul << 20)
 
 static char dir[64];
@@ -38,33 +39,7 @@ static struct redis_server srv_a, srv_b, srv_slow;
 
 static void expect_page(char *buf, size_t i, uint64_t v)
 {
-	pagegen_fill(buf, 29, i, v);
-}
-
-static void fill(char *mem, size_t pages, const uint64_t *ver)
-{
-	for (size_t i = 0; i < pages; i++)
-		expect_page(mem + i * PAGE, i, ver[i]);
-}
-
-static long first_bad(const char *mem, size_t pages, const uint64_t *ver)
-{
-	char want[PAGE];
-
-	for (size_t i = 0; i < pages; i++) {
-		expect_page(want, i, ver[i]);
-		if (memcmp(mem + i * PAGE, want, PAGE))
-			return (long)i;
-	}
-	return -1;
-}
-
-static void assert_pages(const char *mem, size_t pages, const uint64_t *ver)
-{
-	long bad = first_bad(mem, pages, ver);
-
-	if (bad >= 0)
-		fail_msg("page %ld reads wrong", bad);
+	pagegen_fill(buf, PAGE_SEED, i, v);
 }
 
 static uswap_t *open_store(const char *store, size_t limit)
@@ -109,17 +84,17 @@ static void cycle(const char *store)
 
 	rng_seed(&r, 0x570e);
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
-	assert_pages(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	for (unsigned k = 0; k < pages / 3; k++) {
 		size_t i = rng_below(&r, pages);
 
 		expect_page(mem + i * PAGE, i, ++ver[i]);
 	}
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
 	assert_true(itest_stat(u, "stored_bytes") > 0);
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	assert_true(itest_stat(u, "store_writes") > 0);
 	assert_true(itest_stat(u, "store_reads") > 0);
 	assert_true(itest_stat(u, "store_read_ns") > 0);
@@ -157,7 +132,7 @@ static int generation(uswap_t *u, char *mem, size_t pages, uint64_t *ver, int de
 	pid_t pid;
 	int st;
 
-	if (first_bad(mem, pages, ver) >= 0)
+	if (itest_first_bad_page(mem, pages, PAGE_SEED, ver) >= 0)
 		return 1;
 	rng_seed(&r, 0x6e0 + (uint64_t)depth);
 	for (size_t k = 0; k < pages / 3; k++) {
@@ -170,7 +145,7 @@ static int generation(uswap_t *u, char *mem, size_t pages, uint64_t *ver, int de
 		fprintf(stderr, "generation %d: PAGEOUT: %s\n", depth, uswap_last_error());
 		return 2;
 	}
-	if (first_bad(mem, pages, ver) >= 0)
+	if (itest_first_bad_page(mem, pages, PAGE_SEED, ver) >= 0)
 		return 3;
 	if (depth == 0)
 		return 0;
@@ -194,7 +169,7 @@ static int generation(uswap_t *u, char *mem, size_t pages, uint64_t *ver, int de
 		fprintf(stderr, "generation %d: child status %#x\n", depth, st);
 		return 12;
 	}
-	return first_bad(mem, pages, ver) >= 0 ? 13 : 0;
+	return itest_first_bad_page(mem, pages, PAGE_SEED, ver) >= 0 ? 13 : 0;
 }
 
 static void fork_generations(const char *store)
@@ -205,7 +180,7 @@ static void fork_generations(const char *store)
 	char *mem;
 
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(generation(u, mem, pages, ver, 3), 0);
 	assert_int_equal(uswap_unmap(u, mem, len), 0);
 	uswap_close(u);
@@ -247,7 +222,7 @@ static void test_redis_server_stops(void **state)
 	snprintf(uri, sizeof(uri), "redis://127.0.0.1:%d?timeout=1000", srv_slow.port);
 	u = open_store(uri, 0);
 	assert_int_equal(uswap_map(u, len, 0, (void **)&mem), 0);
-	fill(mem, pages, ver);
+	itest_fill_pages(mem, pages, PAGE_SEED, ver);
 	kill(srv_slow.pid, SIGSTOP);
 	/* as the kernel's MADV_PAGEOUT, PAGEOUT skips what it cannot evict */
 	t0 = (uint64_t)time(NULL);
@@ -259,7 +234,7 @@ static void test_redis_server_stops(void **state)
 	assert_int_equal(itest_stat(u, "store_errors"), pages / 16);
 	assert_int_equal(itest_stat(u, "reclaim_fail_other"), pages / 16);
 	assert_int_equal(itest_resident_pages(mem, len), (long)pages);
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	kill(srv_slow.pid, SIGCONT);
 	/* answering again (a loaded machine may take a while to drain what
 	 * queued up): page-out works, after the pause that follows a failure */
@@ -275,7 +250,7 @@ static void test_redis_server_stops(void **state)
 	}
 	assert_true(itest_stat(u, "store_objects") > 0);
 	assert_true(itest_resident_pages(mem, len) < (long)pages / 4);
-	assert_pages(mem, pages, ver);
+	itest_assert_pages(mem, pages, PAGE_SEED, ver);
 	assert_int_equal(uswap_unmap(u, mem, len), 0);
 	uswap_close(u);
 	redis_stop(&srv_slow);
