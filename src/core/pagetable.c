@@ -131,10 +131,15 @@ int folio_check_word(const struct pagetable *pt, uint32_t f, uint32_t w, const s
 		fprintf(stderr, "uswap: folio %u: bad state word 0x%x\n", f, w);
 		return -EFAULT;
 	}
+	if ((w & FOLIO_PARTIAL) && (st != FOLIO_RESIDENT || (w & FOLIO_SWAPCACHE))) {
+		fprintf(stderr, "uswap: folio %u: PARTIAL in word 0x%x\n", f, w);
+		return -EFAULT;
+	}
 	for (i = first; i < first + folio_pages(pt); i++) {
 		bool zero = zeromap_test(pt, i), slot = entry_has_slot(pt->entry[i]);
 
-		if ((st == FOLIO_EMPTY || (st == FOLIO_RESIDENT && !(w & FOLIO_SWAPCACHE))) &&
+		if ((st == FOLIO_EMPTY ||
+		     (st == FOLIO_RESIDENT && !(w & (FOLIO_SWAPCACHE | FOLIO_PARTIAL)))) &&
 		    (zero || slot)) {
 			fprintf(stderr, "uswap: folio %u (state %d): page %u has %s\n", f, st, i,
 				zero ? "a zero bit" : "a slot");

@@ -129,6 +129,14 @@ int options_from_env(struct uswap_config *cfg)
 		if (!on)
 			cfg->flags |= USWAP_CFG_NO_SWAPCACHE;
 	}
+	if ((v = getenv("USWAP_ADAPT"))) {
+		unsigned on;
+
+		if ((rc = parse_uint("USWAP_ADAPT", v, 0, 1, &on)))
+			return rc;
+		if (!on)
+			cfg->flags |= USWAP_CFG_NO_ADAPT;
+	}
 	cfg->codec = getenv("USWAP_CODEC");
 	cfg->store = getenv("USWAP_STORE");
 	return 0;
@@ -176,9 +184,9 @@ int options_resolve(const struct uswap_config *cfg, struct uswap_params *p)
 	p->threads = cfg->threads ? cfg->threads : (unsigned)os_cpu_count();
 	if (!cfg->threads && p->threads > THREADS_DEFAULT_MAX)
 		p->threads = THREADS_DEFAULT_MAX;
-	if (cfg->flags & ~(USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE))
+	if (cfg->flags & ~(USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE | USWAP_CFG_NO_ADAPT))
 		return errmsg_set(-EINVAL, "config flags 0x%x are unknown: allowed are 0x%x", cfg->flags,
-				  USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE);
+				  USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE | USWAP_CFG_NO_ADAPT);
 	p->flags = cfg->flags;
 	return 0;
 }

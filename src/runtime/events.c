@@ -114,7 +114,7 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 		lazyfree_forget(u, r, f);
 		st = FOLIO_EMPTY;
 		clear = FOLIO_SWAPCACHE | FOLIO_PINNED | FOLIO_BUSY | FOLIO_REFERENCED |
-			FOLIO_UNCHARGED;
+			FOLIO_UNCHARGED | FOLIO_PARTIAL;
 		if (gone)
 			set = FOLIO_GONE;
 	}
