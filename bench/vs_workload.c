@@ -7,7 +7,7 @@
  *
  *   vs_workload --mode kernel|uswap [--size 1G] [--limit 256M] [--codec lz4]
  *               [--folio 64K] [--thp] [--pageout-only] [--seed N]
- *               [--zram /sys/block/zram0] [--no-swapcache]
+ *               [--zram /sys/block/zram0] [--no-swapcache] [--no-adapt]
  *
  * Budget mode (the default), phases in order:
  *   fill        write every page once with the realistic page mix
@@ -409,6 +409,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 		if (!strcmp(a, "--thp")) {
 			o->thp = 1;
+			continue;
+		}
+		if (!strcmp(a, "--no-adapt")) {
+			o->cfg.flags |= USWAP_CFG_NO_ADAPT;
 			continue;
 		}
 		if (!strcmp(a, "--no-swapcache")) {
