@@ -154,7 +154,9 @@ int uswap_advise(uswap_t *u, void *addr, size_t len, int advice);
  *   PINNED     never evicted (USWAP_ADV_PIN)
  *   USWAP_PM_ORDER(w)  log2 of the pages of the unit the page is kept in:
  *              the region's folio order, or 0 where the folio is split
- *              (stored page by page, or covered in part by a lazy free)
+ *              (stored page by page, covered in part by a lazy free, or
+ *              swapped in page by page: then a page still out is SWAPPED
+ *              or ZERO without PRESENT)
  * A word of 0 is a page never used, or dropped: it reads as zero.
  */
 #define USWAP_PM_PRESENT   (1ull << 0)

@@ -201,10 +201,17 @@ static inline page_entry_t entry_of_slot(slot_t s)
 	return s.v + 1;
 }
 
+/* Does folio f (locked) have a page with a slot? */
+bool folio_has_slots(const struct pagetable *pt, uint32_t f);
+/* Does folio f (locked) have a page with a slot or a zero bit: for a
+ * RESIDENT|PARTIAL folio, a page still to bring in? */
+bool folio_has_absent(const struct pagetable *pt, uint32_t f);
+
 /*
  * Check the invariants of folio f (caller holds its lock): an EMPTY folio,
  * or a RESIDENT one without SWAPCACHE or PARTIAL, has no slots and no zero
- * bits; PARTIAL and SWAPCACHE are never both set; any
+ * bits; PARTIAL is only on a RESIDENT folio without SWAPCACHE that still has
+ * a page with a slot or a zero bit; a lazily freed page has neither; any
  * page has at most one of (slot, zero bit), and each slot is in use in sm.
  * @return 0 or -EFAULT after printing what is wrong.
  */

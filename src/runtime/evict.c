@@ -304,8 +304,9 @@ static bool page_absent(const struct pagetable *pt, uint32_t p)
  * mapped pages move out, each becomes an order-0 blob (or a zero bit); the
  * pages still stored keep their slots and zero bits untouched.  Pages with
  * a slot or a zero bit are not mapped, so they are not even tried (a
- * poisoned one would make the move fail).  On failure everything done here
- * is undone and the moved pages go back.
+ * poisoned one would make the move fail).  Lazily freed pages among the
+ * moved ones are discarded (zero bits), as in a whole eviction.  On failure
+ * the slots taken here are freed and the moved pages go back.
  */
 static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
 {
@@ -315,6 +316,7 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
 	uint64_t moved[FOLIO_MASK_WORDS] = { 0 }, done[FOLIO_MASK_WORDS] = { 0 };
 	unsigned n_data = 0, n_zero = 0, n_same = 0;
+	enum counter why = CTR_COUNT;
 	int rc = 0;
 
 	for (i = 0; i < npages && !rc; i = j) {
@@ -325,6 +327,8 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 		if (i < j)
 			rc = move_pages_out(u, c->staging, base, i, j, moved);
 	}
+	if (!rc)
+		lazyfree_discard_moved(u, r, f, c->staging, moved);
 	for (i = 0; i < npages && !rc; i++) {
 		struct folio_encode_result res;
 		struct stored_run run;
@@ -333,8 +337,10 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 			continue; /* still stored, or a hole: reads zero */
 		rc = folio_encode(u->p.codec, c->staging + (size_t)i * OS_PAGE_SIZE, 1, c->blob,
 				  c->scratch, &res);
-		if (rc)
+		if (rc) {
+			why = CTR_reclaim_fail_codec;
 			break;
+		}
 		if (!res.blob_len) {
 			zeromap_set(pt, p0 + i);
 			n_zero++;
@@ -363,13 +369,17 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 		}
 		move_pages_back(u, base, c->staging, npages, moved);
 		os_mem_discard(c->staging, folio_bytes(u));
-		evict_fail_count(u, rc);
+		/* pages moved back are no longer write-protected */
+		lazyfree_forget(u, r, f);
+		evict_fail_count(u, why, rc);
 		return rc;
 	}
 	ctr_add(u, CTR_swapout_pages, n_data + n_same);
 	ctr_add(u, CTR_zero_pages_out, n_zero);
 	ctr_add(u, CTR_same_filled_pages, n_same);
 	ctr_add(u, CTR_swapout_partial, 1);
+	/* markers of holes (never moved) go too: an OUT folio has none */
+	lazyfree_forget(u, r, f);
 	folio_flags_clear(pt, f, FOLIO_PARTIAL);
 	os_mem_discard(c->staging, folio_bytes(u));
 	return 0;

@@ -234,6 +234,10 @@ void lazyfree_forget(struct uswap *u, struct region *r, uint32_t f);
 /* Eviction: the folio's pages are in staging; zero the lazily freed ones
  * (they will be recorded as zero pages) and count them discarded. */
 void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *staging);
+/* The same for a partial eviction: only the pages whose bit is set in
+ * moved (FOLIO_MASK_WORDS words) are in staging; every marker is cleared. */
+void lazyfree_discard_moved(struct uswap *u, struct region *r, uint32_t f, char *staging,
+			    const uint64_t *moved);
 /* Eviction, pages moved out: when every page of folio f is lazily freed,
  * record them all as zero pages, count them discarded and @return true
  * (nothing to read, encode or store); false otherwise. */
@@ -273,10 +277,6 @@ int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages);
  * random (then a stored folio comes in page by page).  Always false with
  * USWAP_CFG_NO_ADAPT or single-page folios. */
 bool region_access_random(struct uswap *u, struct region *r, uint32_t page);
-/* Does folio f (locked) have a page with a slot? */
-bool folio_has_slots(const struct pagetable *pt, uint32_t f);
-/* Does folio f (locked, RESIDENT|PARTIAL) still have pages to bring in? */
-bool folio_has_absent(const struct pagetable *pt, uint32_t f);
 /*
  * Bring in pages [first, first+n) of folio f, which the caller has locked
  * and which is OUT or RESIDENT|PARTIAL (the caller sets the state and the

@@ -47,26 +47,6 @@ bool region_access_random(struct uswap *u, struct region *r, uint32_t page)
 	return score < SCORE_RANDOM_BELOW;
 }
 
-bool folio_has_slots(const struct pagetable *pt, uint32_t f)
-{
-	uint32_t p0 = f << pt->folio_order, i;
-
-	for (i = 0; i < folio_pages(pt); i++)
-		if (entry_has_slot(pt->entry[p0 + i]))
-			return true;
-	return false;
-}
-
-bool folio_has_absent(const struct pagetable *pt, uint32_t f)
-{
-	uint32_t p0 = f << pt->folio_order, i;
-
-	for (i = 0; i < folio_pages(pt); i++)
-		if (entry_has_slot(pt->entry[p0 + i]) || zeromap_test(pt, p0 + i))
-			return true;
-	return false;
-}
-
 /* Decode page p (which has a slot) into dst; *cached names the run already
  * decoded into c->scratch2. */
 static int page_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *pt, uint32_t p,
@@ -91,20 +71,37 @@ static int page_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *p
 	return 0;
 }
 
+enum page_in { PAGE_SKIP, PAGE_ZERO, PAGE_DATA };
+
+/* What bringing in page p of a folio in state st means: its data (a
+ * slot), the zero page (a zero bit, or nothing of an OUT folio: dropped
+ * while out), or nothing to do (a page of a RESIDENT|PARTIAL folio with
+ * neither is mapped already, or a hole whose own fault gives the zero page
+ * and ends lazy free: see fault.c). */
+static enum page_in page_in_kind(const struct pagetable *pt, uint32_t p, enum folio_state st)
+{
+	if (entry_has_slot(pt->entry[p]))
+		return PAGE_DATA;
+	if (zeromap_test(pt, p) || st == FOLIO_OUT)
+		return PAGE_ZERO;
+	return PAGE_SKIP;
+}
+
 /* Add (sign 1) or take back (sign -1) the counters of pages [a, b) of the
  * folio at page p0. */
 static void partial_count(struct uswap *u, const struct pagetable *pt, uint32_t p0, unsigned a,
-			  unsigned b, int sign)
+			  unsigned b, enum folio_state st, int sign)
 {
 	uint64_t one = (uint64_t)(int64_t)sign;
 	unsigned i;
 
 	for (i = a; i < b; i++) {
+		enum page_in k = page_in_kind(pt, p0 + i, st);
+
+		if (k == PAGE_SKIP)
+			continue;
 		ctr_add(u, CTR_swapin_partial, one);
-		if (entry_has_slot(pt->entry[p0 + i]))
-			ctr_add(u, CTR_swapin_pages, one);
-		else if (zeromap_test(pt, p0 + i))
-			ctr_add(u, CTR_zero_pages_in, one);
+		ctr_add(u, k == PAGE_DATA ? CTR_swapin_pages : CTR_zero_pages_in, one);
 	}
 }
 
@@ -112,6 +109,7 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 			unsigned first, unsigned n)
 {
 	struct pagetable *pt = &r->pt;
+	enum folio_state st = folio_state_of(folio_word_load(pt, f));
 	uint32_t p0 = (f << pt->folio_order) + first, i;
 	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
 	slot_t cached = { UINT32_MAX };
@@ -119,30 +117,37 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 
 	/* decode everything first: a page that cannot be had installs nothing */
 	for (i = 0; i < n; i++) {
-		if (!entry_has_slot(pt->entry[p0 + i]))
+		if (page_in_kind(pt, p0 + i, st) != PAGE_DATA)
 			continue;
 		rc = page_decode(u, c, pt, p0 + i, (char *)c->scratch + (size_t)i * OS_PAGE_SIZE,
 				 &cached);
-		if (rc)
+		if (rc) {
+			ctr_add(u, rc == -EILSEQ ? CTR_swapin_fail_corrupt : CTR_swapin_fail_read, 1);
 			return rc;
+		}
 	}
 	/* count before installing: the ioctl may wake the program */
-	partial_count(u, pt, p0, 0, n, 1);
+	partial_count(u, pt, p0, 0, n, st, 1);
 	for (i = 0; i < n;) {
-		bool data = entry_has_slot(pt->entry[p0 + i]);
+		enum page_in k = page_in_kind(pt, p0 + i, st);
 		unsigned j = i + 1;
 		size_t off = (size_t)i * OS_PAGE_SIZE;
 
-		while (j < n && entry_has_slot(pt->entry[p0 + j]) == data)
+		while (j < n && page_in_kind(pt, p0 + j, st) == k)
 			j++;
+		if (k == PAGE_SKIP) {
+			i = j;
+			continue;
+		}
 		/* one ioctl for the whole range also wakes its waiters */
-		rc = range_install(u, u->ufd, data ? INSTALL_COPY : INSTALL_ZERO, base + off,
+		rc = range_install(u, u->ufd, k == PAGE_DATA ? INSTALL_COPY : INSTALL_ZERO, base + off,
 				   (char *)c->scratch + off, (size_t)(j - i) * OS_PAGE_SIZE,
 				   i == 0 && j == n ? 0 : OS_DONTWAKE);
 		if (rc < 0) {
 			/* the pages installed so far stay in (their slots are
 			 * dropped below); the others keep theirs */
-			partial_count(u, pt, p0, i, n, -1);
+			ctr_add(u, CTR_swapin_fail_install, 1);
+			partial_count(u, pt, p0, i, n, st, -1);
 			n = i;
 			break;
 		}
