@@ -93,6 +93,36 @@ static void fault_fail(struct uswap *u, struct region *r, uint64_t addr, int err
 }
 
 /*
+ * Swapping in folio f failed for good.  Is it worth trying its page alone?
+ * Yes when the page's own data is not in the run that failed: it has no
+ * slot (a zero page, or dropped), or the folio's stored pages lie in
+ * several runs (which one failed is not known).  No when every stored page
+ * is in the page's own run: that data is lost, reading it again would not
+ * change it.
+ */
+static bool page_may_come_alone(struct uswap *u, const struct pagetable *pt, uint32_t f,
+				uint32_t page)
+{
+	uint32_t p0 = f << pt->folio_order, i;
+	store_handle_t h;
+	slot_t own, first;
+	unsigned order;
+
+	if (!entry_has_slot(pt->entry[page]))
+		return true;
+	if (slot_run(u->slots, entry_slot(pt->entry[page]), &h, &own, &order))
+		return false;
+	for (i = p0; i < p0 + folio_pages(pt); i++) {
+		if (!entry_has_slot(pt->entry[i]))
+			continue;
+		if (slot_run(u->slots, entry_slot(pt->entry[i]), &h, &first, &order) ||
+		    first.v != own.v)
+			return true;
+	}
+	return false;
+}
+
+/*
  * A fault on a page of a PARTIAL folio (locked, RESIDENT) that is still
  * stored: bring in that page, or, when the region looks sequential again,
  * every page still out.  @return as fault_resolve.
@@ -105,7 +135,7 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 	char *at;
 	int rc = folio_swap_in_pages(u, c, r, f, first, n);
 
-	if (rc < 0 && error_is_permanent(rc) && n > 1) {
+	if (rc < 0 && error_is_permanent(rc) && n > 1 && page_may_come_alone(u, &r->pt, f, page)) {
 		/* another page's data is lost: this one may still be had */
 		first = page - (f << r->pt.folio_order);
 		n = 1;
@@ -176,7 +206,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	} else {
 		rc = folio_swap_in(u, c, r, f, word, &cached);
 		if (rc < 0 && error_is_permanent(rc) && folio_state_of(word) == FOLIO_OUT &&
-		    r->pt.folio_order > 0 && !(u->p.flags & USWAP_CFG_NO_ADAPT)) {
+		    r->pt.folio_order > 0 && !(u->p.flags & USWAP_CFG_NO_ADAPT) &&
+		    page_may_come_alone(u, &r->pt, f, page)) {
 			/* part of the folio's stored data is lost: the faulting
 			 * page may still be had alone (a zero page, or one stored
 			 * in another run); only a page whose own data is lost is
