@@ -156,6 +156,37 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* uswap_pagemap against the fake kernel's page presence (not against the
+ * page table it is read from): a mapped page is PRESENT; a page that is not
+ * PRESENT is not mapped; a unit of order > 0 is present or not as a whole
+ * (a partly swapped-in folio is reported page by page, order 0); a page is
+ * never both SWAPPED and ZERO. */
+static void sim_check_pagemap(struct sim *s)
+{
+	uint64_t *pm = malloc(sizeof(*pm) * s->pages);
+	size_t p;
+
+	assert_non_null(pm);
+	assert_int_equal(uswap_pagemap(s->u, s->mem, s->pages, pm), 0);
+	for (p = 0; p < s->pages; p++) {
+		enum sim_page sp = sim_os_page(s->mem + p * PAGE);
+		unsigned order = USWAP_PM_ORDER(pm[p]);
+		size_t q0 = p >> order << order;
+
+		if ((sp == SIM_PRESENT || sp == SIM_ZERO) && !(pm[p] & USWAP_PM_PRESENT))
+			fail_msg("page %zu is mapped but its pagemap word 0x%llx says not present", p,
+				 (unsigned long long)pm[p]);
+		if ((pm[p] & USWAP_PM_SWAPPED) && (pm[p] & USWAP_PM_ZERO))
+			fail_msg("page %zu: pagemap word 0x%llx is both swapped and zero", p,
+				 (unsigned long long)pm[p]);
+		if (pm[p] && ((pm[q0] ^ pm[p]) & USWAP_PM_PRESENT))
+			fail_msg("page %zu: pagemap word 0x%llx (order %u) disagrees with page %zu's "
+				 "0x%llx on presence", p, (unsigned long long)pm[p], order, q0,
+				 (unsigned long long)pm[q0]);
+	}
+	free(pm);
+}
+
 /* Everything uswap keeps must agree with itself and with the fake. */
 static void sim_check(struct sim *s)
 {
@@ -197,6 +228,7 @@ static void sim_check(struct sim *s)
 			}
 		}
 	}
+	sim_check_pagemap(s);
 	/* one stored object per distinct run referenced */
 	qsort(firsts, nfirsts, sizeof(*firsts), cmp_u32);
 	for (i = 0; i < nfirsts; i++)
@@ -423,8 +455,21 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 
 		sim_os_inject(&none);
 	}
-	fprintf(stderr, "# %u steps, %llu corruptions detected\n", steps,
-		(unsigned long long)corruptions);
+	{
+		uint64_t in = 0, out = 0;
+
+		uswap_stat(s.u, "swapin_partial", &in);
+		uswap_stat(s.u, "swapout_partial", &out);
+		fprintf(stderr, "# %u steps, %llu corruptions detected, %llu pages swapped in alone, "
+				"%llu partial folios swapped out\n", steps,
+			(unsigned long long)corruptions, (unsigned long long)in,
+			(unsigned long long)out);
+		/* the sequences must reach partly swapped-in folios, or they
+		 * prove nothing about them */
+		if (s.adaptive && s.u->p.folio_size > PAGE && (!in || !out))
+			fail_msg("adaptive swap-in never ran: %llu pages in alone, %llu partial "
+				 "swap-outs", (unsigned long long)in, (unsigned long long)out);
+	}
 	sim_close(&s);
 }
 
@@ -578,6 +623,126 @@ static void test_adaptive_swapin(void **state)
 	sim_close(&s);
 }
 
+/* Read pages 37 folios apart until the region's faults look random and
+ * folio f comes in with page p of it alone (RESIDENT|PARTIAL). */
+static void make_partial(struct sim *s, struct rng *r, size_t nfolios, size_t f, unsigned p)
+{
+	struct pagetable *pt = &s->u->regions.v[0]->pt;
+	size_t k;
+
+	(void)r;
+	for (k = 1; k < 12; k++) {
+		size_t g = (f + k * 37) % nfolios;
+
+		if (folio_state_of(folio_word_load(pt, (uint32_t)g)) == FOLIO_OUT)
+			sim_read(s, g * 16 + k % 16);
+	}
+	sim_read(s, f * 16 + p);
+	assert_true(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+	assert_int_equal(folio_mapped_pages(s, f), 1);
+}
+
+static uint64_t pm_word(struct sim *s, size_t p)
+{
+	uint64_t w;
+
+	assert_int_equal(uswap_pagemap(s->u, s->mem + p * PAGE, 1, &w), 0);
+	return w;
+}
+
+/*
+ * A partly swapped-in folio under lazy free, the program's own madvise and
+ * the pagemap query: lazy free drops the stored pages it covers (they read
+ * zero, never stale data) and marks the mapped ones; eviction discards the
+ * marked pages and stores the others page by page; a remove event that
+ * drops every page still out leaves a plain resident folio; pagemap says
+ * page by page what is present, swapped or zero, at order 0.
+ */
+static void test_partial_lazyfree_events_pagemap(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536 };
+	const size_t nfolios = 64, f = 10, g = 20;
+	struct pagetable *pt;
+	struct sim s;
+	struct rng r;
+	uint64_t v, w;
+	size_t p;
+
+	(void)state;
+	rng_seed(&r, 10);
+	sim_open(&s, &cfg, nfolios * 65536);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, f, 3);
+	sim_check(&s);
+
+	/* pagemap: page 3 present, the others swapped (or zero), order 0 */
+	for (p = f * 16; p < f * 16 + 16; p++) {
+		w = pm_word(&s, p);
+		assert_int_equal(USWAP_PM_ORDER(w), 0);
+		if (p == f * 16 + 3)
+			assert_int_equal(w & (USWAP_PM_PRESENT | USWAP_PM_SWAPPED | USWAP_PM_ZERO),
+					 USWAP_PM_PRESENT);
+		else
+			assert_true(!(w & USWAP_PM_PRESENT) &&
+				    (w & (USWAP_PM_SWAPPED | USWAP_PM_ZERO)));
+	}
+
+	/* lazy free of pages 0..7: 3 is marked, the stored ones are freed
+	 * (slots and bits gone) and marked; 8..15 stay out: still PARTIAL */
+	v = sim_stat(&s, "orig_bytes");
+	for (p = f * 16; p < f * 16 + 8; p++)
+		v -= (pm_word(&s, p) & USWAP_PM_SWAPPED) ? PAGE : 0;
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 8 * PAGE, USWAP_ADV_FREE), 0);
+	memset(s.lazy + f * 16, 1, 8);
+	assert_int_equal(sim_stat(&s, "orig_bytes"), v);
+	assert_true(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+	for (p = f * 16; p < f * 16 + 8; p++)
+		assert_int_equal(pm_word(&s, p) & (USWAP_PM_PRESENT | USWAP_PM_LAZYFREE |
+						   USWAP_PM_SWAPPED | USWAP_PM_ZERO),
+				 USWAP_PM_PRESENT | USWAP_PM_LAZYFREE);
+	sim_check(&s);
+	/* evict: the mapped page is lazily freed, so discarded (a zero bit),
+	 * every marker counted; the freed pages read zero (nothing kept), the
+	 * pages never brought in keep their slots and zero bits */
+	v = sim_stat(&s, "lazyfree_discard");
+	w = sim_stat(&s, "swapout_partial");
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	assert_int_equal(folio_state_of(folio_word_load(pt, (uint32_t)f)), FOLIO_OUT);
+	assert_int_equal(sim_stat(&s, "swapout_partial"), w + 1);
+	assert_int_equal(sim_stat(&s, "lazyfree_discard"), v + 8);
+	assert_int_equal(sim_stat(&s, "lazyfree_pages"), 0);
+	assert_int_equal(pm_word(&s, f * 16 + 3), USWAP_PM_ZERO);
+	for (p = f * 16; p < f * 16 + 8; p++)
+		if (p != f * 16 + 3)
+			assert_int_equal(pm_word(&s, p), 0);
+	for (p = f * 16 + 8; p < f * 16 + 16; p++)
+		assert_true(pm_word(&s, p) & (USWAP_PM_SWAPPED | USWAP_PM_ZERO));
+	sim_check(&s);
+	for (p = f * 16; p < f * 16 + 16; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+
+	/* the program's MADV_DONTNEED over every page still out of a partial
+	 * folio: they read zero, and the folio is a plain resident one */
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, g, 0);
+	sim_os_drop(s.mem + (g * 16 + 1) * PAGE, 15 * PAGE);
+	events_drop(s.u, s.shard, (uint64_t)(uintptr_t)(s.mem + (g * 16 + 1) * PAGE),
+		    (uint64_t)(uintptr_t)(s.mem + (g * 16 + 16) * PAGE), false);
+	memset(s.shadow + (g * 16 + 1) * PAGE, 0, 15 * PAGE);
+	w = folio_word_load(pt, (uint32_t)g);
+	assert_int_equal(folio_state_of(w), FOLIO_RESIDENT);
+	assert_false(w & FOLIO_PARTIAL);
+	sim_check(&s);
+	for (p = g * 16; p < g * 16 + 16; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+	sim_close(&s);
+}
+
 /* With USWAP_CFG_NO_ADAPT, random faults still bring whole folios. */
 static void test_no_adapt_whole_folios(void **state)
 {
@@ -658,6 +823,7 @@ int main(void)
 		cmocka_unit_test(test_random_corruption_no_adapt),
 		cmocka_unit_test(test_adaptive_swapin),
 		cmocka_unit_test(test_no_adapt_whole_folios),
+		cmocka_unit_test(test_partial_lazyfree_events_pagemap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
