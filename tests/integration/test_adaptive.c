@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,10 @@
 
 #define PAGE 4096ul
 #define MiB (1ul << 20)
+#define FOLIO_PAGES 16
+
+/* it forks, and the fork hooks hold every lock at once (testlib.h) */
+TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0:die_after_fork=0")
 
 struct fixture {
 	uswap_t *u;
@@ -242,6 +247,106 @@ static void test_threads_partial(void **state)
 	fixture_close(&x);
 }
 
+/* A folio the pagemap shows partly swapped in: some pages present, some
+ * still out (swapped or zero, not present); -1 if none. */
+static long find_partial_folio(struct fixture *x, uint64_t *pm)
+{
+	size_t f, i;
+
+	assert_int_equal(uswap_pagemap(x->u, x->mem, x->pages, pm), 0);
+	for (f = 0; f < x->pages / FOLIO_PAGES; f++) {
+		unsigned in = 0, out = 0;
+
+		for (i = f * FOLIO_PAGES; i < (f + 1) * FOLIO_PAGES; i++) {
+			in += (pm[i] & USWAP_PM_PRESENT) != 0;
+			out += !(pm[i] & USWAP_PM_PRESENT) &&
+			       (pm[i] & (USWAP_PM_SWAPPED | USWAP_PM_ZERO));
+		}
+		if (in && out)
+			return (long)f;
+	}
+	return -1;
+}
+
+/* Page p must read as its shadow or as zeros (lazily freed); the shadow
+ * takes what it reads. */
+static void adopt_lazy_page(struct fixture *x, size_t p)
+{
+	static const char zero[PAGE];
+
+	if (memcmp(x->mem + p * PAGE, x->shadow + p * PAGE, PAGE)) {
+		if (memcmp(x->mem + p * PAGE, zero, PAGE))
+			fail_msg("lazily freed page %zu reads neither its data nor zeros", p);
+		memset(x->shadow + p * PAGE, 0, PAGE);
+	}
+}
+
+/*
+ * A partly swapped-in folio on the real kernel: the pagemap reports it page
+ * by page (order 0) and the kernel agrees that its pages still out hold no
+ * memory; uswap's lazy free over part of it, a write that cancels it, and
+ * the program's own MADV_DONTNEED over the rest keep every byte right.
+ */
+static void test_partial_lazyfree_madvise_pagemap(void **state)
+{
+	uint64_t *pm;
+	struct fixture x;
+	struct rng r;
+	size_t p, p0;
+	long f;
+
+	(void)state;
+	rng_seed(&r, 64);
+	fixture_open(&x, 16 * MiB, 4 * MiB, 0);
+	pm = malloc(x.pages * sizeof(*pm));
+	assert_non_null(pm);
+	random_phase(&x, &r, 3000);
+	f = find_partial_folio(&x, pm);
+	if (f < 0)
+		fail_msg("no partly swapped-in folio after random access (swapin_partial %llu)",
+			 (unsigned long long)itest_stat(x.u, "swapin_partial"));
+	p0 = (size_t)f * FOLIO_PAGES;
+	for (p = p0; p < p0 + FOLIO_PAGES; p++) {
+		assert_int_equal(USWAP_PM_ORDER(pm[p]), 0);
+		if (!(pm[p] & USWAP_PM_PRESENT) &&
+		    itest_resident_pages(x.mem + p * PAGE, PAGE) != 0)
+			fail_msg("page %zu is not present for uswap (0x%llx) but the kernel maps it",
+				 p, (unsigned long long)pm[p]);
+	}
+
+	/* lazy free of the first half: every page of it present and marked,
+	 * none stored any more */
+	assert_int_equal(uswap_advise(x.u, x.mem + p0 * PAGE, 8 * PAGE, USWAP_ADV_FREE), 0);
+	assert_int_equal(uswap_pagemap(x.u, x.mem + p0 * PAGE, 8, pm), 0);
+	for (p = 0; p < 8; p++)
+		assert_int_equal(pm[p] & (USWAP_PM_PRESENT | USWAP_PM_LAZYFREE | USWAP_PM_SWAPPED |
+					  USWAP_PM_ZERO),
+				 USWAP_PM_PRESENT | USWAP_PM_LAZYFREE);
+	/* a whole-page write ends lazy free for the folio; the other freed
+	 * pages keep what they read now (their data, or zeros) for good */
+	memset(x.mem + (p0 + 2) * PAGE, 0x5c, PAGE);
+	memset(x.shadow + (p0 + 2) * PAGE, 0x5c, PAGE);
+	for (p = p0; p < p0 + 8; p++)
+		adopt_lazy_page(&x, p);
+
+	/* the program drops the second half itself: it reads zero */
+	assert_int_equal(madvise(x.mem + (p0 + 8) * PAGE, 8 * PAGE, MADV_DONTNEED), 0);
+	memset(x.shadow + (p0 + 8) * PAGE, 0, 8 * PAGE);
+	for (p = p0; p < p0 + FOLIO_PAGES; p++)
+		access_page(&x, p, &r, false);
+	/* read after the remove event (a fault queues behind it): nothing of
+	 * the folio is stored or zero-recorded any more */
+	assert_int_equal(uswap_pagemap(x.u, x.mem + p0 * PAGE, FOLIO_PAGES, pm), 0);
+	for (p = 0; p < FOLIO_PAGES; p++)
+		if (pm[p] & (USWAP_PM_SWAPPED | USWAP_PM_ZERO | USWAP_PM_LAZYFREE))
+			fail_msg("page %zu of folio %ld: pagemap 0x%llx after lazy free and drop", p,
+				 f, (unsigned long long)pm[p]);
+	/* and everything still reads right through more random access */
+	random_phase(&x, &r, 2000);
+	free(pm);
+	fixture_close(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_fork_partial),
 		cmocka_unit_test(test_syscalls_partial),
 		cmocka_unit_test(test_threads_partial),
+		cmocka_unit_test(test_partial_lazyfree_madvise_pagemap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
