@@ -36,6 +36,8 @@ const struct option_doc options_table[] = {
 	{ "USWAP_PIN", "--pin", "0|1", "1", "pin each handler thread to a CPU" },
 	{ "USWAP_SWAPCACHE", "--swapcache", "0|1", "1",
 	  "keep the stored copy of a folio swapped in until it is written" },
+	{ "USWAP_ADAPT", "--adapt", "0|1", "1",
+	  "when a region's faults look random, bring in only the faulting page" },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 

@@ -18,6 +18,14 @@
  * accessed at random drifts towards single-page blobs, and later single
  * page swap-ins decode 4 KiB instead of a whole folio.
  *
+ * Only pages still out (a slot or a zero bit) are ever installed into a
+ * partial folio: its other pages are mapped, or holes the program made,
+ * whose own faults take the ordinary path (the zero page, and the end of
+ * lazy free for the folio: fault.c).  Lazy free and the program's remove
+ * events drop the stored copies of the pages still out that they cover;
+ * whoever leaves no page out clears PARTIAL (docs/ARCHITECTURE.md has the
+ * whole table).
+ *
  * The detector's two words are read and written with relaxed atomics by
  * every handler thread: races only blur a heuristic, never data.
  */
