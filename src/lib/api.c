@@ -51,6 +51,7 @@ static void instance_free(struct uswap *u)
 	if (u->kick_fd >= 0)
 		os_close(u->kick_fd);
 	pthread_mutex_destroy(&u->clock_lock);
+	pthread_mutex_destroy(&u->ra_lock);
 	pthread_mutex_destroy(&u->ctx_lock);
 	pthread_rwlock_destroy(&u->fork_lock);
 	free(u);
@@ -91,6 +92,7 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 		return -ENOMEM;
 	u->ufd = u->staging_fd = u->stop_fd = u->kick_fd = -1;
 	pthread_mutex_init(&u->clock_lock, NULL);
+	pthread_mutex_init(&u->ra_lock, NULL);
 	pthread_mutex_init(&u->ctx_lock, NULL);
 	fork_lock_init(u);
 	rc = options_resolve(cfg, &u->p);

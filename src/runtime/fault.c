@@ -139,6 +139,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	if (cached)
 		set |= FOLIO_SWAPCACHE;
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);
+	if (folio_state_of(word) == FOLIO_OUT)
+		readahead_note(u, r, f);
 	fault_latency(u, t0);
 	return 0;
 }

@@ -39,6 +39,18 @@ struct region {
 	size_t len;        /* bytes, a multiple of the folio size */
 	uint32_t npages;
 	struct pagetable pt;
+	/* readahead's stream detector (readahead.c), relaxed atomics: folio + 1
+	 * of the last swap-in fault (0: none), end of the folios asked for */
+	uint32_t ra_last, ra_next;
+};
+
+/* Readahead (readahead.c): folios asked for per fault, requests queued. */
+#define READAHEAD_WINDOW 16
+#define READAHEAD_QUEUE  16
+
+struct readahead_req {
+	uintptr_t addr;   /* first folio's address */
+	uint32_t nfolios;
 };
 
 /* Buffers of a thread that evicts folios or swaps them in. */
@@ -127,6 +139,11 @@ struct uswap {
 	struct folio_ctx reclaim_ctx;
 	int stop_fd;        /* eventfd: handler threads stop */
 	int kick_fd;        /* eventfd: the reclaimer has work */
+
+	/* readahead requests, served by the reclaimer's thread */
+	pthread_mutex_t ra_lock;
+	struct readahead_req ra_queue[READAHEAD_QUEUE];
+	unsigned ra_head, ra_n;
 	int stopping;       /* atomic */
 
 	/* buffers for callers of the API (advise) */
@@ -274,6 +291,13 @@ void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f);
 /* Evict one cold folio.  @return 0; -EAGAIN when none could be evicted. */
 int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why);
 int reclaimer_start(struct uswap *u);
+
+/* ---- readahead.c ---- */
+/* A swap-in fault on folio f of r: ask for the folios after it if the
+ * region's faults look sequential. */
+void readahead_note(struct uswap *u, struct region *r, uint32_t f);
+/* Serve the queued requests (the background thread, its region shard). */
+void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard);
 void reclaimer_stop(struct uswap *u);
 
 /* ---- events.c ---- */

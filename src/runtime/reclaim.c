@@ -14,6 +14,7 @@
  * budget itself would be exceeded.  Victims are chosen by a clock over all
  * regions: a fault sets a folio's REFERENCED bit, the hand clears it once
  * and evicts the folio on its next pass if it has not been faulted since.
+ * The same thread serves readahead (readahead.c), also without a budget.
  */
 #include "instance.h"
 
@@ -147,12 +148,15 @@ static void *reclaimer_main(void *arg)
 	while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
 		os_wait_readable(u->kick_fd, u->stop_fd, 100);
 		os_eventfd_drain(u->kick_fd);
+		readahead_run(u, &u->reclaim_ctx, shard);
 		/* One folio per hold of the shard, so map and unmap never wait
-		 * for a whole reclaim pass. */
-		while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) &&
+		 * for a whole reclaim pass; readahead asked for meanwhile goes
+		 * first (a program waits for it). */
+		while (u->max_folios && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) &&
 		       __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) > u->low_wm) {
 			int rc;
 
+			readahead_run(u, &u->reclaim_ctx, shard);
 			pthread_rwlock_rdlock(&u->fork_lock);
 			regions_read_lock(&u->regions, shard);
 			rc = reclaim_one(u, &u->reclaim_ctx, CTR_reclaim_background);
@@ -169,8 +173,7 @@ int reclaimer_start(struct uswap *u)
 {
 	int rc;
 
-	if (!u->max_folios)
-		return 0;
+	/* started without a budget too: it serves readahead */
 	rc = folio_ctx_init(u, &u->reclaim_ctx);
 	if (rc)
 		return rc;
