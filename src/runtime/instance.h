@@ -40,8 +40,9 @@ struct region {
 	uint32_t npages;
 	struct pagetable pt;
 	/* readahead's stream detector (readahead.c), relaxed atomics: folio + 1
-	 * of the last swap-in fault (0: none), end of the folios asked for */
-	uint32_t ra_last, ra_next;
+	 * of the last swap-in fault (0: none), faults in a row, end of the
+	 * folios asked for */
+	uint32_t ra_last, ra_run, ra_next;
 };
 
 /* Readahead (readahead.c): folios asked for per fault, requests queued. */

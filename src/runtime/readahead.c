@@ -4,11 +4,12 @@
  * background thread before the program faults on them.
  *
  * uswap sees only faults, never the accesses to resident pages, so a
- * stream is recognised by its faults: a swap-in fault on the folio after
- * the region's previous one, or on one of the folios already requested
- * ahead (the program got past the ones readahead had brought in).  Each
- * such fault asks for the READAHEAD_WINDOW folios after it that are not yet
- * asked for; any other fault ends the stream.  The background thread
+ * stream is recognised by its faults: three swap-in faults on folios in a
+ * row start it (two in a row are common in random access too: an object
+ * across a folio boundary); a fault on one of the folios already requested
+ * ahead (the program got past the ones readahead had brought in) continues
+ * it.  Each such fault asks for the READAHEAD_WINDOW folios after it that
+ * are not yet asked for; any other fault ends the stream.  The background thread
  * (reclaim.c's) swaps them in with the same code as a fault, one folio at a
  * time under the folio lock: a folio that is locked, already resident or
  * not stored is skipped, and a fault that arrives on a folio being read
@@ -33,7 +34,13 @@ void readahead_note(struct uswap *u, struct region *r, uint32_t f)
 	if (u->max_folios && u->max_folios < 4 * READAHEAD_WINDOW)
 		return;
 	/* ra_last holds folio + 1 of the previous fault (0: none) */
-	if (!(last && (f == last || (f > last && f <= next)))) {
+	if (last && f == last) {
+		/* the third fault of a row starts a stream: two in a row are
+		 * common in random access too (an object across a boundary) */
+		if (__atomic_add_fetch(&r->ra_run, 1, __ATOMIC_RELAXED) < 2)
+			return;
+	} else if (!(last && f > last && f <= next)) {
+		__atomic_store_n(&r->ra_run, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&r->ra_next, 0, __ATOMIC_RELAXED);
 		return;
 	}
