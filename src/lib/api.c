@@ -414,6 +414,8 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 	if (!c)
 		return errmsg_set(-ENOMEM, "uswap_advise: no memory for the buffers of one folio "
 					   "(%zu bytes)", fb);
+	if (advice == USWAP_ADV_PAGEOUT)
+		readahead_cancel(u); /* what is asked to go must not come straight back */
 	signals_block(&old);
 	/* One folio per hold of the locks: map, unmap and fork never wait for
 	 * a whole range, and faults never wait behind them. */

@@ -124,6 +124,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		return 0;
 	}
 
+	set |= refault_age(u, word);
 	budget_charge(u, c);
 	rc = folio_swap_in(u, c, r, f, word, &cached);
 	if (rc < 0) {

@@ -129,6 +129,8 @@ struct uswap {
 	uint64_t pinned_folios;   /* atomic */
 	uint64_t uncharged_folios; /* atomic: resident, not counted (budget_exempt) */
 
+	uint64_t evictions;       /* atomic: by the reclaimer, for FOLIO_STAMP */
+
 	/* the reclaim clock */
 	pthread_mutex_t clock_lock;
 	struct clock_hand hand;
@@ -145,6 +147,7 @@ struct uswap {
 	pthread_mutex_t ra_lock;
 	struct readahead_req ra_queue[READAHEAD_QUEUE];
 	unsigned ra_head, ra_n;
+	unsigned ra_gen; /* atomic: readahead_cancel() calls */
 	int stopping;       /* atomic */
 
 	/* buffers for callers of the API (advise) */
@@ -289,6 +292,10 @@ void budget_uncharge(struct uswap *u, uint64_t folios);
  * leaves (evicted or dropped): uncharge it unless it was exempt. */
 void budget_exempt(struct uswap *u, struct pagetable *pt, uint32_t f);
 void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f);
+/* The stamp an evicted folio keeps; the age a folio swapped in from word
+ * gets (FOLIO_AGE_MASK when it was evicted recently, else 0). */
+uint32_t eviction_stamp(struct uswap *u);
+uint32_t refault_age(struct uswap *u, uint32_t word);
 /* Evict one cold folio.  @return 0; -EAGAIN when none could be evicted. */
 int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why);
 int reclaimer_start(struct uswap *u);
@@ -299,6 +306,8 @@ int reclaimer_start(struct uswap *u);
 void readahead_note(struct uswap *u, struct region *r, uint32_t f);
 /* Serve the queued requests (the background thread, its region shard). */
 void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard);
+/* Drop the queued requests and stop the one being served. */
+void readahead_cancel(struct uswap *u);
 void reclaimer_stop(struct uswap *u);
 
 /* ---- events.c ---- */

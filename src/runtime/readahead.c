@@ -20,6 +20,8 @@
  *
  * Readahead charges the budget like a fault; it is off for budgets of fewer
  * than four windows, where it would evict what the program is about to use.
+ * USWAP_ADV_PAGEOUT cancels it: what the program asked to go must not come
+ * straight back (a test with a slow store saw it do so).
  */
 #include "instance.h"
 
@@ -91,10 +93,19 @@ static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region 
 			  FOLIO_BUSY);
 }
 
+void readahead_cancel(struct uswap *u)
+{
+	pthread_mutex_lock(&u->ra_lock);
+	u->ra_n = 0;
+	__atomic_add_fetch(&u->ra_gen, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&u->ra_lock);
+}
+
 void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 {
 	for (;;) {
 		struct readahead_req q;
+		unsigned gen;
 		uint32_t i;
 
 		pthread_mutex_lock(&u->ra_lock);
@@ -105,11 +116,13 @@ void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 		q = u->ra_queue[u->ra_head];
 		u->ra_head = (u->ra_head + 1) % READAHEAD_QUEUE;
 		u->ra_n--;
+		gen = __atomic_load_n(&u->ra_gen, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&u->ra_lock);
 
 		/* from the far end back: the program's own faults take the
 		 * near folios meanwhile, on its CPU, and the two meet */
-		for (i = q.nfolios; i-- > 0 && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE);) {
+		for (i = q.nfolios; i-- > 0 && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) &&
+				    __atomic_load_n(&u->ra_gen, __ATOMIC_RELAXED) == gen;) {
 			uintptr_t addr = q.addr + ((uintptr_t)i << (u->p.folio_order + OS_PAGE_SHIFT));
 			struct region *r;
 
