@@ -66,45 +66,16 @@ for m in ${modes//,/ }; do
 	case "$m" in budget|pageout) ;; *) die "--modes $modes: allowed: budget, pageout or both" ;; esac
 done
 [ "$limit_b" -lt "$size_b" ] || die "--limit $limit must be below --size $size (the budget must force swapping)"
-[ "$(id -u)" = 0 ] || die "needs root (zram, swapon, cgroups, THP settings)"
 workload="$build/vs_workload"
 [ -x "$workload" ] || die "$workload not found: build first (cmake --build build -j2)"
 [ -n "$out" ] || out="$here/results/$(date -u +%Y%m%dT%H%M%SZ)-$size-$limit-$codec"
 mkdir -p "$out"
 
-zram=/sys/block/zram0
-[ -e /dev/zram0 ] || modprobe zram num_devices=1 2>/dev/null || true
-[ -e /dev/zram0 ] || die "/dev/zram0 is missing and 'modprobe zram' did not make it"
-grep -q '^/dev/zram0 ' /proc/swaps && die "/dev/zram0 is already swap: someone else uses it"
-[ "$(cat $zram/disksize)" = 0 ] || die "/dev/zram0 is in use (disksize $(cat $zram/disksize)); not touching it"
-[ "$(wc -l < /proc/swaps)" -le 1 ] || die "other swap is active (/proc/swaps): the baseline would use it too"
-grep -qw lz4 $zram/comp_algorithm || die "this kernel's zram has no lz4 ($(cat $zram/comp_algorithm))"
-
-if [ -d /sys/fs/cgroup/memory ]; then
-	cgv=1 cg=/sys/fs/cgroup/memory/uswap_vs_kernel.$$
-elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-	grep -qw memory /sys/fs/cgroup/cgroup.controllers || die "cgroup v2 without the memory controller"
-	cgv=2 cg=/sys/fs/cgroup/uswap_vs_kernel.$$
-else
-	die "no memory cgroup (neither /sys/fs/cgroup/memory nor cgroup v2)"
-fi
-
-thp=/sys/kernel/mm/transparent_hugepage
-sel() { sed 's/.*\[\(.*\)\].*/\1/' "$1"; } # the [selected] word of a sysfs choice
-zram_alg0=$(sel $zram/comp_algorithm)
-thp64_0=$( [ -e $thp/hugepages-64kB/enabled ] && sel $thp/hugepages-64kB/enabled || echo "")
-thp2m_0=$( [ -e $thp/hugepages-2048kB/enabled ] && sel $thp/hugepages-2048kB/enabled || echo "")
+kb_name=vs_kernel
+. "$here/kernel_baseline.sh"
+kb_init
 child=""
 
-zram_down() {
-	if grep -q '^/dev/zram0 ' /proc/swaps; then swapoff /dev/zram0 || echo "vs_kernel: swapoff /dev/zram0 FAILED" >&2; fi
-	echo 1 > $zram/reset 2>/dev/null || true
-}
-cgroup_down() {
-	[ -d "$cg" ] || return 0
-	for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && return 0; sleep 0.1; done
-	echo "vs_kernel: could not remove $cg" >&2
-}
 restore() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -112,44 +83,11 @@ restore() {
 		kill -TERM "$child" 2>/dev/null || true
 		wait "$child" 2>/dev/null || true
 	fi
-	zram_down
-	echo "$zram_alg0" > $zram/comp_algorithm 2>/dev/null || true
-	cgroup_down
-	[ -z "$thp64_0" ] || echo "$thp64_0" > $thp/hugepages-64kB/enabled || true
-	[ -z "$thp2m_0" ] || echo "$thp2m_0" > $thp/hugepages-2048kB/enabled || true
-	if grep -q '^/dev/zram0 ' /proc/swaps; then echo "vs_kernel: WARNING: zram0 is still swap" >&2; fi
+	kb_restore
 	exit "$rc"
 }
 trap restore EXIT
 trap 'echo "vs_kernel: interrupted; restoring" >&2; exit 130' INT TERM
-
-zram_up() {
-	zram_down
-	echo lz4 > $zram/comp_algorithm
-	echo $((size_b + (64 << 20))) > $zram/disksize
-	mkswap /dev/zram0 >/dev/null
-	swapon -p 32767 /dev/zram0
-}
-cgroup_up() { # $1: limit in bytes, or "max"
-	mkdir -p "$cg"
-	if [ $cgv = 1 ]; then
-		echo "$([ "$1" = max ] && echo -1 || echo "$1")" > "$cg/memory.limit_in_bytes"
-		echo 60 > "$cg/memory.swappiness" 2>/dev/null || true
-	else
-		echo "$1" > "$cg/memory.max"
-		echo max > "$cg/memory.swap.max" 2>/dev/null || true
-	fi
-}
-thp_for() { # $1: 4k or 64k
-	[ -n "$thp64_0" ] || { [ "$1" = 4k ] || die "no 64 KiB mTHP on this kernel"; return 0; }
-	if [ "$1" = 64k ]; then
-		echo madvise > $thp/hugepages-64kB/enabled
-		echo never > $thp/hugepages-2048kB/enabled
-	else
-		echo "$thp64_0" > $thp/hugepages-64kB/enabled
-		echo "$thp2m_0" > $thp/hugepages-2048kB/enabled
-	fi
-}
 
 # run_one LABEL REP MODE_KIND ARGS...: one workload run, its JSON line tagged
 run_one() {
@@ -174,17 +112,16 @@ run_one() {
 kernel_run() { # kernel variant, rep, kind
 	local k=$1 rep=$2 kind=$3 lim=$((limit_b + model_b))
 	[ "$kind" = pageout ] && lim=max
-	thp_for "$k"
-	zram_up
-	cgroup_up "$lim"
-	local args=(--mode kernel --size "$size_b" --zram $zram)
+	kb_thp_for "$k"
+	kb_zram_up $((size_b + (64 << 20)))
+	kb_cgroup_up "$lim"
+	local args=(--mode kernel --size "$size_b" --zram $kb_zram)
 	[ "$k" = 64k ] && args+=(--thp)
 	[ "$kind" = pageout ] && args+=(--pageout-only)
-	run_one "kernel-$k" "$rep" "$kind" sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' \
-		sh "$cg" "$workload" "${args[@]}"
-	cgroup_down
-	zram_down
-	thp_for 4k
+	run_one "kernel-$k" "$rep" "$kind" kb_in_cgroup "$workload" "${args[@]}"
+	kb_cgroup_down
+	kb_zram_down
+	kb_thp_for 4k
 }
 
 uswap_run() { # rep, kind

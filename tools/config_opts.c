@@ -58,7 +58,8 @@ void tool_config_help(void)
 {
 	printf("  --limit SIZE        resident budget (e.g. 256M); 0 = no limit\n"
 	       "  --codec NAME        lz4 (default), zstd or none\n"
-	       "  --store URI         ram (default)\n"
+	       "  --store URI         ram (default), file:DIR, ram,file:DIR or\n"
+	       "                      redis://HOST:PORT[,HOST:PORT...] (see uswap(1))\n"
 	       "  --folio SIZE        folio size, a power of two from 4K to 2M (default 64K)\n"
 	       "  --store-limit SIZE  memory the store may use; 0 = no limit\n"
 	       "  --threads N         fault-handler threads (default: one per CPU)\n");

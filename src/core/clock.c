@@ -37,8 +37,9 @@ bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t
 
 	for (i = 0; i < n; i++)
 		total += table_at(arg, i)->nfolios;
-	/* two full turns: the first may only clear REFERENCED bits */
-	for (scanned = 0; scanned < 2 * total; scanned++) {
+	/* five full turns: the first may only clear REFERENCED bits, the
+	 * next three only age folios down */
+	for (scanned = 0; scanned < 5 * total; scanned++) {
 		struct pagetable *pt;
 		uint32_t f, w;
 		size_t t;
@@ -53,6 +54,13 @@ bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t
 		 * refused, e.g. a page pinned for I/O) each buy one turn. */
 		if (w & (FOLIO_REFERENCED | FOLIO_BUSY)) {
 			folio_flags_clear(pt, f, FOLIO_REFERENCED | FOLIO_BUSY);
+			continue;
+		}
+		/* an active folio (see FOLIO_AGE_MASK) loses one turn of age; if
+		 * its word changed meanwhile, it is looked at next turn */
+		if (w & FOLIO_AGE_MASK) {
+			__atomic_compare_exchange_n(&pt->fword[f], &w, w - FOLIO_AGE_ONE, false,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 			continue;
 		}
 		/* Lock only the word looked at: if it changed meanwhile (a fault

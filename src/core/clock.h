@@ -3,9 +3,10 @@
  * The reclaim clock: which folio to evict next.
  *
  * A hand sweeps over the folios of all regions in order.  A fault sets a
- * folio's REFERENCED bit; the hand clears it once ("second chance") and
- * picks the folio when it finds it resident, unreferenced, unpinned, not
- * busy and not locked.  Pure logic: the caller holds whatever keeps the
+ * folio's REFERENCED bit; the hand clears it once ("second chance"), then
+ * takes one off its age (FOLIO_AGE_MASK: a folio refaulted soon after its
+ * eviction gets 3), and picks the folio when it finds it resident,
+ * unreferenced, of age 0, unpinned, not busy and not locked.  Pure logic: the caller holds whatever keeps the
  * table list stable, and serialises calls on one hand.
  */
 #ifndef USWAP_CLOCK_H
@@ -26,7 +27,7 @@ struct clock_hand {
 typedef struct pagetable *(*clock_table_fn)(void *arg, size_t i);
 
 /*
- * Sweep at most two turns over n tables and lock a victim.
+ * Sweep at most five turns over n tables and lock a victim.
  * @return true with *table, *folio set and the folio LOCKED (state
  *         RESIDENT, not PINNED); false when none qualifies.
  */

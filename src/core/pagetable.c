@@ -85,6 +85,7 @@ bool folio_unlock(struct pagetable *pt, uint32_t f, enum folio_state to, uint32_
 {
 	uint32_t w = folio_word_load(pt, f), nw;
 
+	clear |= FOLIO_STAMP_MASK | (to == FOLIO_RESIDENT ? 0 : FOLIO_AGE_MASK);
 	if (!(w & FOLIO_LOCKED) || !folio_transition_ok(folio_state_of(w), to)) {
 		fprintf(stderr, "uswap: bug: folio %u unlock from word 0x%x to state %d\n", f, w,
 			to);

@@ -80,6 +80,17 @@ enum folio_state {
 				   it go (shared with a forked process, pinned) */
 #define FOLIO_LAZYFREE   0x400u /* resident, and some pages carry ENTRY_LAZYFREE */
 #define FOLIO_PARTIAL    0x800u /* resident, some pages still stored (see above) */
+/* Resident: turns of the clock the folio is passed over before it may be
+ * evicted, given when it is refaulted soon after its eviction (the working
+ * set's refault, see reclaim.c); 0 to 3. */
+#define FOLIO_AGE_MASK   0x3000u
+#define FOLIO_AGE_ONE    0x1000u
+/* Out: low 16 bits of the instance's eviction count when the reclaimer
+ * evicted it (0: not evicted by the reclaimer).  folio_unlock() drops the
+ * stamp at every transition (a new one comes in @set) and the age when the
+ * folio leaves RESIDENT. */
+#define FOLIO_STAMP_SHIFT 16
+#define FOLIO_STAMP_MASK  0xffff0000u
 
 /* A page index within a region; a distinct type from slot numbers. */
 typedef struct {

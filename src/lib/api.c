@@ -51,6 +51,7 @@ static void instance_free(struct uswap *u)
 	if (u->kick_fd >= 0)
 		os_close(u->kick_fd);
 	pthread_mutex_destroy(&u->clock_lock);
+	pthread_mutex_destroy(&u->ra_lock);
 	pthread_mutex_destroy(&u->ctx_lock);
 	pthread_rwlock_destroy(&u->fork_lock);
 	free(u);
@@ -91,6 +92,7 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 		return -ENOMEM;
 	u->ufd = u->staging_fd = u->stop_fd = u->kick_fd = -1;
 	pthread_mutex_init(&u->clock_lock, NULL);
+	pthread_mutex_init(&u->ra_lock, NULL);
 	pthread_mutex_init(&u->ctx_lock, NULL);
 	fork_lock_init(u);
 	rc = options_resolve(cfg, &u->p);
@@ -423,6 +425,8 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 	if (!c)
 		return errmsg_set(-ENOMEM, "uswap_advise: no memory for the buffers of one folio "
 					   "(%zu bytes)", fb);
+	if (advice == USWAP_ADV_PAGEOUT)
+		readahead_cancel(u); /* what is asked to go must not come straight back */
 	signals_block(&old);
 	/* One folio per hold of the locks: map, unmap and fork never wait for
 	 * a whole range, and faults never wait behind them. */

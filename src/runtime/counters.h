@@ -29,6 +29,8 @@
 	X(reclaim_direct, "folios evicted by a fault at the hard limit")                     \
 	X(reclaim_background, "folios evicted by the background reclaimer")                  \
 	X(reclaim_advice, "folios evicted by USWAP_ADV_PAGEOUT")                             \
+	X(readahead_folios, "folios swapped in ahead of a sequential stream of faults")     \
+	X(refault_activations, "folios refaulted soon after eviction: kept 3 more clock turns") \
 	X(reclaim_fail_store_full, "evictions refused because the store was full")           \
 	X(reclaim_fail_busy, "evictions refused because a page was pinned or shared")        \
 	X(reclaim_fail_nomem, "evictions that failed for lack of memory")                   \

@@ -194,6 +194,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		return 0;
 	}
 
+	set |= refault_age(u, word);
 	budget_charge(u, c);
 	/* random access: only the faulting page of a folio with stored data */
 	partial_in = random && folio_state_of(word) == FOLIO_OUT && folio_has_slots(&r->pt, f);
@@ -234,6 +235,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	if (cached)
 		set |= FOLIO_SWAPCACHE;
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);
+	if (folio_state_of(word) == FOLIO_OUT && !partial_in)
+		readahead_note(u, r, f);
 	fault_latency(u, t0);
 	return 0;
 }

@@ -59,6 +59,20 @@ void folio_ctx_destroy(struct uswap *u, struct folio_ctx *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/*
+ * In a forked child, the buffers of a thread of the parent: the copied ones
+ * are unmapped; the staging folio was never copied (MADV_DONTFORK), and its
+ * address may already hold a buffer another instance of this process made
+ * for its own new threads: it must not be unmapped.  (Two instances that
+ * fork lost each other's buffers this way: a child's handler crashed
+ * decoding into an unmapped scratch folio.)
+ */
+void folio_ctx_forget_in_child(struct uswap *u, struct folio_ctx *c)
+{
+	c->staging = NULL;
+	folio_ctx_destroy(u, c);
+}
+
 struct folio_ctx *folio_ctx_get(struct uswap *u)
 {
 	struct folio_ctx *c;

@@ -89,6 +89,7 @@ static void instance_prefork(struct uswap *u)
 	regions_write_lock(&u->regions);
 	pthread_mutex_lock(&u->clock_lock);
 	pthread_mutex_lock(&u->ctx_lock);
+	pthread_mutex_lock(&u->ra_lock);
 	mark_slots_shared(u);
 	slotmap_prefork(u->slots);
 	if (u->p.store_ops->prefork)
@@ -113,6 +114,7 @@ static void instance_postfork_parent(struct uswap *u)
 	if (u->p.store_ops->postfork_parent)
 		u->p.store_ops->postfork_parent(u->store);
 	slotmap_postfork_parent(u->slots);
+	pthread_mutex_unlock(&u->ra_lock);
 	pthread_mutex_unlock(&u->ctx_lock);
 	pthread_mutex_unlock(&u->clock_lock);
 	/* The kernel sends the fork event only when a registered range was
@@ -147,6 +149,8 @@ static void child_new_locks(struct uswap *u)
 	regions_init_locks(&u->regions);
 	pthread_mutex_init(&u->clock_lock, NULL);
 	pthread_mutex_init(&u->ctx_lock, NULL);
+	pthread_mutex_init(&u->ra_lock, NULL);
+	u->ra_n = 0; /* the parent's requests are the parent's */
 	pthread_mutex_init(&u->read_lock, NULL);
 	pthread_mutex_init(&u->queue.lock, NULL);
 	/* messages the parent had queued are the parent's */
@@ -166,16 +170,16 @@ static void child_forget_threads(struct uswap *u)
 
 	if (u->workers) {
 		for (i = 0; i < u->nworkers; i++)
-			folio_ctx_destroy(u, &u->workers[i].ctx);
+			folio_ctx_forget_in_child(u, &u->workers[i].ctx);
 		os_mem_unmap(u->workers, sizeof(*u->workers) * u->nworkers);
 		u->workers = NULL;
 	}
 	if (u->reclaimer_started)
-		folio_ctx_destroy(u, &u->reclaim_ctx);
+		folio_ctx_forget_in_child(u, &u->reclaim_ctx);
 	u->reclaimer_started = false;
 	while ((c = u->ctx_free)) {
 		u->ctx_free = c->next_free;
-		folio_ctx_destroy(u, c);
+		folio_ctx_forget_in_child(u, c);
 		os_mem_unmap(c, sizeof(*c));
 	}
 }

@@ -42,6 +42,19 @@ struct region {
 	/* the access-pattern detector (swapin_partial.c); atomic, relaxed */
 	uint32_t last_fault_page;
 	int32_t access_score;
+	/* readahead's stream detector (readahead.c), relaxed atomics: folio + 1
+	 * of the last swap-in fault (0: none), faults in a row, end of the
+	 * folios asked for */
+	uint32_t ra_last, ra_run, ra_next;
+};
+
+/* Readahead (readahead.c): folios asked for per fault, requests queued. */
+#define READAHEAD_WINDOW 16
+#define READAHEAD_QUEUE  16
+
+struct readahead_req {
+	uintptr_t addr;   /* first folio's address */
+	uint32_t nfolios;
 };
 
 /* Buffers of a thread that evicts folios or swaps them in. */
@@ -119,6 +132,8 @@ struct uswap {
 	uint64_t pinned_folios;   /* atomic */
 	uint64_t uncharged_folios; /* atomic: resident, not counted (budget_exempt) */
 
+	uint64_t evictions;       /* atomic: by the reclaimer, for FOLIO_STAMP */
+
 	/* the reclaim clock */
 	pthread_mutex_t clock_lock;
 	struct clock_hand hand;
@@ -130,6 +145,12 @@ struct uswap {
 	struct folio_ctx reclaim_ctx;
 	int stop_fd;        /* eventfd: handler threads stop */
 	int kick_fd;        /* eventfd: the reclaimer has work */
+
+	/* readahead requests, served by the reclaimer's thread */
+	pthread_mutex_t ra_lock;
+	struct readahead_req ra_queue[READAHEAD_QUEUE];
+	unsigned ra_head, ra_n;
+	unsigned ra_gen; /* atomic: readahead_cancel() calls */
 	int stopping;       /* atomic */
 
 	/* buffers for callers of the API (advise) */
@@ -195,6 +216,8 @@ unsigned regions_api_shard(const struct uswap *u);
 /* ---- folio_ctx.c ---- */
 int folio_ctx_init(struct uswap *u, struct folio_ctx *c);
 void folio_ctx_destroy(struct uswap *u, struct folio_ctx *c);
+/* A forked child's copy of a parent thread's buffers (fork.c). */
+void folio_ctx_forget_in_child(struct uswap *u, struct folio_ctx *c);
 struct folio_ctx *folio_ctx_get(struct uswap *u);
 void folio_ctx_put(struct uswap *u, struct folio_ctx *c);
 
@@ -302,9 +325,25 @@ void budget_uncharge(struct uswap *u, uint64_t folios);
  * leaves (evicted or dropped): uncharge it unless it was exempt. */
 void budget_exempt(struct uswap *u, struct pagetable *pt, uint32_t f);
 void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f);
+/* The stamp an evicted folio keeps; the age a folio swapped in from word
+ * gets (FOLIO_AGE_MASK when it was evicted recently, else 0). */
+uint32_t eviction_stamp(struct uswap *u);
+uint32_t refault_age(struct uswap *u, uint32_t word);
 /* Evict one cold folio.  @return 0; -EAGAIN when none could be evicted. */
 int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why);
 int reclaimer_start(struct uswap *u);
+
+/* ---- readahead.c ---- */
+/* A swap-in fault on folio f of r: ask for the folios after it if the
+ * region's faults look sequential. */
+void readahead_note(struct uswap *u, struct region *r, uint32_t f);
+/* Serve the queued requests (the background thread, its region shard). */
+void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard);
+/* Drop the queued requests and stop the one being served. */
+void readahead_cancel(struct uswap *u);
+/* Is folio f of r in the stream readahead follows (after the last fault,
+ * up to the end of what was asked for)? */
+bool readahead_covers(struct region *r, uint32_t f);
 void reclaimer_stop(struct uswap *u);
 
 /* ---- events.c ---- */

@@ -14,6 +14,7 @@
  * budget itself would be exceeded.  Victims are chosen by a clock over all
  * regions: a fault sets a folio's REFERENCED bit, the hand clears it once
  * and evicts the folio on its next pass if it has not been faulted since.
+ * The same thread serves readahead (readahead.c), also without a budget.
  */
 #include "instance.h"
 
@@ -62,6 +63,40 @@ static struct pagetable *region_table_at(void *arg, size_t i)
 	return &u->regions.v[i]->pt;
 }
 
+/*
+ * The working set's refaults.  uswap cannot see accesses to resident pages,
+ * only faults, so a folio the program uses all the time looks as cold to the
+ * clock as one it touched once: both are evicted two turns after their
+ * fault, and the hot one comes straight back.  The kernel tells them apart
+ * by the refault distance (mm/workingset.c): the evictions between a page's
+ * eviction and its refault; a distance under the memory the workload has
+ * means the page would have stayed with a little more of it.  Here each
+ * folio the reclaimer evicts keeps the low 16 bits of the eviction count in
+ * its word; a fault that finds fewer evictions since than the budget has
+ * folios gives the folio an age of 3: the clock passes it three more turns.
+ * Measured on redis under `uswap run` (docs/BENCHMARKS.md).
+ */
+uint32_t eviction_stamp(struct uswap *u)
+{
+	uint32_t n = (uint32_t)__atomic_add_fetch(&u->evictions, 1, __ATOMIC_RELAXED) & 0xffff;
+
+	return (n ? n : 1) << FOLIO_STAMP_SHIFT;
+}
+
+uint32_t refault_age(struct uswap *u, uint32_t word)
+{
+	uint32_t stamp = word >> FOLIO_STAMP_SHIFT, now, distance;
+
+	if (!stamp || !u->max_folios || folio_state_of(word) != FOLIO_OUT)
+		return 0;
+	now = (uint32_t)__atomic_load_n(&u->evictions, __ATOMIC_RELAXED) & 0xffff;
+	distance = (now - stamp) & 0xffff;
+	if (distance >= u->max_folios)
+		return 0;
+	ctr_add(u, CTR_refault_activations, 1);
+	return FOLIO_AGE_MASK;
+}
+
 /* Pick and lock a victim with the clock (core/clock.c). */
 static bool victim_pick(struct uswap *u, struct region **rp, uint32_t *fp)
 {
@@ -91,7 +126,7 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
 		rc = folio_evict(u, c, r, f);
 		if (rc == 0) {
 			budget_release(u, &r->pt, f);
-			folio_unlock_wake(r, f, FOLIO_OUT, 0, FOLIO_REFERENCED);
+			folio_unlock_wake(r, f, FOLIO_OUT, eviction_stamp(u), FOLIO_REFERENCED);
 			ctr_add(u, why, 1);
 			return 0;
 		}
@@ -147,12 +182,15 @@ static void *reclaimer_main(void *arg)
 	while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
 		os_wait_readable(u->kick_fd, u->stop_fd, 100);
 		os_eventfd_drain(u->kick_fd);
+		readahead_run(u, &u->reclaim_ctx, shard);
 		/* One folio per hold of the shard, so map and unmap never wait
-		 * for a whole reclaim pass. */
-		while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) &&
+		 * for a whole reclaim pass; readahead asked for meanwhile goes
+		 * first (a program waits for it). */
+		while (u->max_folios && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) &&
 		       __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) > u->low_wm) {
 			int rc;
 
+			readahead_run(u, &u->reclaim_ctx, shard);
 			pthread_rwlock_rdlock(&u->fork_lock);
 			regions_read_lock(&u->regions, shard);
 			rc = reclaim_one(u, &u->reclaim_ctx, CTR_reclaim_background);
@@ -169,8 +207,7 @@ int reclaimer_start(struct uswap *u)
 {
 	int rc;
 
-	if (!u->max_folios)
-		return 0;
+	/* started without a budget too: it serves readahead */
 	rc = folio_ctx_init(u, &u->reclaim_ctx);
 	if (rc)
 		return rc;

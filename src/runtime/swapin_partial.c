@@ -44,10 +44,13 @@ bool region_access_random(struct uswap *u, struct region *r, uint32_t page)
 	uint32_t last = __atomic_exchange_n(&r->last_fault_page, page, __ATOMIC_RELAXED);
 	int32_t score = __atomic_load_n(&r->access_score, __ATOMIC_RELAXED);
 	uint32_t dist = page > last ? page - last : last - page;
+	uint32_t f = page >> r->pt.folio_order;
 
 	if ((u->p.flags & USWAP_CFG_NO_ADAPT) || r->pt.folio_order == 0)
 		return false;
-	if (dist <= (2u << r->pt.folio_order))
+	/* a fault past folios readahead brought in is the stream going on,
+	 * not a jump (readahead.c) */
+	if (dist <= (2u << r->pt.folio_order) || readahead_covers(r, f))
 		score = score + 2 > SCORE_MAX ? SCORE_MAX : score + 2;
 	else
 		score = score - 1 < -SCORE_MAX ? -SCORE_MAX : score - 1;

@@ -190,6 +190,50 @@ static void test_fork_child_reads_swapped_data(void **state)
 	unmap_close_all_freed(u, mem, len, ver);
 }
 
+/* Three instances in one process, all with swapped-out data, fork: the
+ * child remakes each one's threads and buffers, and none may take
+ * another's (a child once unmapped the buffers the other instance had just
+ * made where its own parent-side staging folios had been: a handler of
+ * the child crashed, or decoded into another instance's managed region and
+ * faulted on it: a hang). */
+static void test_fork_three_instances(void **state)
+{
+	enum { N = 3 };
+	size_t len = 4 * MiB, pages = len / PAGE;
+	uint64_t *ver[N];
+	uswap_t *u[N];
+	char *mem[N];
+	pid_t pid;
+	int i;
+
+	(void)state;
+	alarm(120); /* the bug this guards against hung the child: fail instead */
+	for (i = 0; i < N; i++) {
+		ver[i] = calloc(pages, sizeof(uint64_t));
+		u[i] = open_small(2 * MiB);
+		assert_int_equal(uswap_map(u[i], len, 0, (void **)&mem[i]), 0);
+		itest_fill_pages(mem[i], pages, PAGE_SEED, ver[i]);
+		assert_int_equal(uswap_advise(u[i], mem[i], len, USWAP_ADV_PAGEOUT), 0);
+	}
+	for (int gen = 0; gen < 3; gen++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int rc = 0;
+
+			for (i = 0; i < N && !rc; i++)
+				rc = child_check_and_unmap(u[i], mem[i], pages, ver[i], 300 + (uint64_t)i);
+			_exit(rc);
+		}
+		wait_ok(pid);
+	}
+	for (i = 0; i < N; i++) {
+		itest_assert_pages(mem[i], pages, PAGE_SEED, ver[i]);
+		unmap_close_all_freed(u[i], mem[i], len, ver[i]);
+	}
+	alarm(0);
+}
+
 /* A chain of generations: each checks what it inherited, changes a third,
  * and forks the next. */
 static int generation(uswap_t *u, char *mem, size_t pages, uint64_t *ver, int depth)
@@ -415,6 +459,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_swapcache_clean_reeviction_stores_nothing),
 		cmocka_unit_test(test_fork_child_reads_swapped_data),
+		cmocka_unit_test(test_fork_three_instances),
 		cmocka_unit_test(test_fork_generations),
 		cmocka_unit_test(test_fork_with_faults_in_flight),
 		cmocka_unit_test(test_swapcache_write_after_fork),

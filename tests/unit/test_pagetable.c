@@ -246,6 +246,7 @@ static void test_clock_model(void **state)
 		size_t t;
 		uint32_t f;
 		bool resident, referenced, pinned;
+		unsigned age; /* turns it is passed over once unreferenced */
 	} m[31];
 	size_t hand_m = 0, n = 0, i;
 	struct rng r;
@@ -258,7 +259,7 @@ static void test_clock_model(void **state)
 
 		assert_int_equal(pagetable_init(&t.pt[i], nf[i] * 16, 4), 0);
 		for (f = 0; f < nf[i]; f++)
-			m[n++] = (struct mf){ i, f, false, false, false };
+			m[n++] = (struct mf){ i, f, false, false, false, 0 };
 	}
 	for (step = 0; step < STEPS; step++) {
 		size_t k = (size_t)rng_below(&r, n);
@@ -266,11 +267,16 @@ static void test_clock_model(void **state)
 		uint32_t w;
 
 		switch (rng_below(&r, 4)) {
-		case 0: /* a fault brings folio k in */
+		case 0: /* a fault brings folio k in, half the time as a refault
+			 * of the working set (age 3) */
 			if (!m[k].resident) {
+				bool active = rng_below(&r, 2);
+
 				assert_true(folio_trylock(pt, m[k].f, &w));
-				folio_unlock(pt, m[k].f, FOLIO_RESIDENT, FOLIO_REFERENCED, 0);
+				folio_unlock(pt, m[k].f, FOLIO_RESIDENT,
+					     FOLIO_REFERENCED | (active ? FOLIO_AGE_MASK : 0), 0);
 				m[k].resident = m[k].referenced = true;
+				m[k].age = active ? 3 : 0;
 			}
 			break;
 		case 1: /* pin or unpin */
@@ -284,8 +290,9 @@ static void test_clock_model(void **state)
 			uint32_t ff;
 			bool got;
 
-			/* model: two turns from the hand, clearing referenced bits */
-			for (scanned = 0; scanned < 2 * n; scanned++) {
+			/* model: five turns from the hand, clearing referenced
+			 * bits, then ageing */
+			for (scanned = 0; scanned < 5 * n; scanned++) {
 				struct mf *x = &m[hand_m];
 
 				hand_m = (hand_m + 1) % n;
@@ -293,6 +300,10 @@ static void test_clock_model(void **state)
 					continue;
 				if (x->referenced) {
 					x->referenced = false;
+					continue;
+				}
+				if (x->age) {
+					x->age--;
 					continue;
 				}
 				want = (size_t)(x - m);
@@ -305,6 +316,7 @@ static void test_clock_model(void **state)
 				assert_int_equal(ff, m[want].f);
 				/* evict it */
 				folio_unlock(&t.pt[tt], ff, FOLIO_OUT, 0, FOLIO_REFERENCED);
+				assert_int_equal(folio_word_load(&t.pt[tt], ff) & FOLIO_AGE_MASK, 0);
 				m[want].resident = false;
 			}
 		}
