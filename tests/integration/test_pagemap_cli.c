@@ -408,11 +408,222 @@ static void test_map_matches_the_model_16k(void **state)
 	scenario("16K", 16 << 10, 70, 9);
 }
 
+/* uswap pagemap with args must exit with status and say text. */
+static void pagemap_must_say(const char *const *args, int status, const char *text)
+{
+	int rc = pagemap_run(args);
+
+	if (rc != status || !st_file_has(out_path, text)) {
+		char *out = file_read(out_path);
+
+		fail_msg("uswap pagemap %s ...: exit %d, expected %d with \"%s\"; it said:\n%s",
+			 args[0] ? args[0] : "", rc, status, text, out);
+	}
+}
+
+static void test_bad_arguments(void **state)
+{
+	struct probe p;
+	char *plan = plan_make(20);
+
+	(void)state;
+	probe_start(&p, "64K", plan);
+	pagemap_must_say((const char *[]){ NULL }, 2, "usage: uswap pagemap");
+	pagemap_must_say((const char *[]){ "--width", "0", p.spid, NULL }, 2,
+			 "--width \"0\" is not allowed: use 1 to 4096");
+	pagemap_must_say((const char *[]){ "--width", "4097", p.spid, NULL }, 2, "\"4097\"");
+	pagemap_must_say((const char *[]){ "--width", "12x", p.spid, NULL }, 2, "\"12x\"");
+	pagemap_must_say((const char *[]){ p.spid, "--width", NULL }, 2, "--width needs a value");
+	pagemap_must_say((const char *[]){ "--region", "0xZZ", p.spid, NULL }, 2,
+			 "--region \"0xZZ\" is not an address");
+	pagemap_must_say((const char *[]){ "--region", "-1", p.spid, NULL }, 2, "\"-1\"");
+	pagemap_must_say((const char *[]){ "--region", p.saddr, "--all", p.spid, NULL }, 2,
+			 "exclude each other");
+	pagemap_must_say((const char *[]){ "abc", NULL }, 2, "PID \"abc\" is not a process id");
+	pagemap_must_say((const char *[]){ "0", NULL }, 2, "PID \"0\"");
+	pagemap_must_say((const char *[]){ "--frob", p.spid, NULL }, 2, "unexpected \"--frob\"");
+	pagemap_must_say((const char *[]){ p.spid, "12", NULL }, 2, "unexpected \"12\"");
+	/* well-formed, but nothing there */
+	pagemap_must_say((const char *[]){ "--region", "0x1000", p.spid, NULL }, 1,
+			 "has no managed region that contains --region 0x1000");
+	pagemap_must_say((const char *[]){ "4000000", NULL }, 1,
+			 "process 4000000 serves no uswap pagemap");
+	/* the same region by any address inside it, 0x or not */
+	{
+		char inside[32];
+		const char *args[] = { "--json", "--region", inside, p.spid, NULL };
+
+		snprintf(inside, sizeof(inside), "%" PRIxPTR, p.start + p.len - 1);
+		pagemap_must_say(args, 0, p.saddr);
+	}
+	pagemap_must_say((const char *[]){ "--help", NULL }, 0, "--width N");
+	probe_stop(&p);
+	free(plan);
+}
+
+/* Another user gets nothing, and is told why. */
+static void test_other_users_are_refused(void **state)
+{
+	struct probe p;
+	char *plan = plan_make(20);
+	pid_t other;
+
+	(void)state;
+	probe_start(&p, "64K", plan);
+	assert_int_equal(geteuid(), 0); /* the tests run as root (userfaultfd) */
+	other = fork();
+	if (other == 0) {
+		int fd = open(out_path, O_WRONLY | O_TRUNC);
+
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(3);
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(3);
+		execl(USWAP_BIN, USWAP_BIN, "pagemap", p.spid, (char *)NULL);
+		_exit(4);
+	}
+	assert_int_equal(st_wait(other, 60), 1);
+	assert_true(st_file_has(out_path, "only its own user and root may read its pagemap"));
+	probe_stop(&p);
+	free(plan);
+}
+
+/* A socket of ours under an abstract name made from our pid. */
+static int listen_as(int type, const char *fmt)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, fmt, (int)getpid());
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)),
+			 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* A shim of a later protocol version: it answers every request with its
+ * version and EPROTONOSUPPORT, as query_proto.h asks of every version. */
+static void *future_shim(void *arg)
+{
+	int lfd = (int)(intptr_t)arg, fd = accept(lfd, NULL, NULL);
+	struct query_request req;
+	struct query_reply rep = { QUERY_MAGIC, QUERY_VERSION + 1, QUERY_REGIONS,
+				   -EPROTONOSUPPORT, 4096, 65536, 0 };
+
+	if (fd >= 0 && recv(fd, &req, sizeof(req), 0) > 0)
+		send(fd, &rep, sizeof(rep), MSG_NOSIGNAL);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void test_version_mismatch_client_side(void **state)
+{
+	char me[16], want[128];
+	pthread_t t;
+	int sfd, qfd;
+
+	(void)state;
+	snprintf(me, sizeof(me), "%d", (int)getpid());
+	/* a shim older than the query socket serves only the counters */
+	sfd = listen_as(SOCK_STREAM, "uswap/%d");
+	pagemap_must_say((const char *[]){ me, NULL }, 1,
+			 "runs an older uswap shim: it serves counters (uswap stat) but no pagemap");
+	/* a newer shim names its version */
+	qfd = listen_as(SOCK_SEQPACKET, QUERY_SOCKET_FMT);
+	assert_int_equal(pthread_create(&t, NULL, future_shim, (void *)(intptr_t)qfd), 0);
+	snprintf(want, sizeof(want), "speaks query protocol version %u; this uswap speaks version %u",
+		 QUERY_VERSION + 1, QUERY_VERSION);
+	pagemap_must_say((const char *[]){ me, NULL }, 1, want);
+	pthread_join(t, NULL);
+	close(qfd);
+	close(sfd);
+}
+
+/* One request to the probe's query socket, as a client of another version
+ * or a broken one would send it; the reply and its message into rep/text. */
+static void query_raw(int fd, uint32_t version, uint32_t op, uint64_t addr, uint64_t npages,
+		      struct query_reply *rep, char *text, size_t cap)
+{
+	struct query_request req = { QUERY_MAGIC, version, op, 0, addr, npages };
+	static unsigned char buf[sizeof(struct query_reply) + QUERY_MAX_PAGES * 8];
+	ssize_t n;
+
+	assert_int_equal(send(fd, &req, sizeof(req), 0), sizeof(req));
+	n = recv(fd, buf, sizeof(buf), 0);
+	assert_true(n >= (ssize_t)sizeof(*rep));
+	memcpy(rep, buf, sizeof(*rep));
+	text[0] = 0;
+	if (rep->status)
+		snprintf(text, cap, "%.*s", (int)(n - (ssize_t)sizeof(*rep)), buf + sizeof(*rep));
+}
+
+static int query_connect_raw(pid_t pid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, QUERY_SOCKET_FMT, (int)pid);
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa,
+				 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)),
+			 0);
+	return fd;
+}
+
+static void test_version_mismatch_server_side(void **state)
+{
+	struct probe p;
+	char *plan = plan_make(20), text[512];
+	struct query_reply rep;
+	int fd;
+
+	(void)state;
+	probe_start(&p, "64K", plan);
+	fd = query_connect_raw(p.pid);
+	/* the bounds of a request */
+	query_raw(fd, QUERY_VERSION, QUERY_PAGEMAP, p.start, 0, &rep, text, sizeof(text));
+	assert_int_equal(rep.status, -EINVAL);
+	assert_non_null(strstr(text, "of 0 pages: ask for 1 to 8192"));
+	query_raw(fd, QUERY_VERSION, QUERY_PAGEMAP, p.start, QUERY_MAX_PAGES + 1, &rep, text,
+		  sizeof(text));
+	assert_int_equal(rep.status, -EINVAL);
+	assert_non_null(strstr(text, "8193"));
+	query_raw(fd, QUERY_VERSION, 7, p.start, 1, &rep, text, sizeof(text));
+	assert_int_equal(rep.status, -EINVAL);
+	assert_non_null(strstr(text, "unknown query 7"));
+	query_raw(fd, QUERY_VERSION, QUERY_PAGEMAP, p.start + p.len - PAGE, 2, &rep, text,
+		  sizeof(text));
+	assert_int_equal(rep.status, -EINVAL);
+	assert_non_null(strstr(text, "not inside one region"));
+	/* the connection still serves: the region list has the probe's region */
+	query_raw(fd, QUERY_VERSION, QUERY_REGIONS, p.start, 0, &rep, text, sizeof(text));
+	assert_int_equal(rep.status, 0);
+	assert_true(rep.count >= 1);
+	assert_int_equal(rep.folio_size, 64 << 10);
+	/* an old or newer client: the reply names both versions, then the end */
+	query_raw(fd, QUERY_VERSION + 98, QUERY_REGIONS, 0, 0, &rep, text, sizeof(text));
+	assert_int_equal(rep.magic, QUERY_MAGIC);
+	assert_int_equal(rep.version, QUERY_VERSION);
+	assert_int_equal(rep.status, -EPROTONOSUPPORT);
+	assert_non_null(strstr(text, "version 99; this process's uswap shim speaks version 1"));
+	assert_int_equal(recv(fd, text, sizeof(text), 0), 0);
+	close(fd);
+	probe_stop(&p);
+	free(plan);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_matches_the_model_64k),
 		cmocka_unit_test(test_map_matches_the_model_16k),
+		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_other_users_are_refused),
+		cmocka_unit_test(test_version_mismatch_client_side),
+		cmocka_unit_test(test_version_mismatch_server_side),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
