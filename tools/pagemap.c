@@ -19,20 +19,27 @@
 #include "query_client.h"
 #include "tool.h"
 
-enum page_state { ST_RESIDENT, ST_SWAPCACHE, ST_SWAPPED, ST_ZERO, ST_LAZYFREE, ST_UNTOUCHED,
-		  ST_COUNT };
+enum page_state {
+	ST_RESIDENT,
+	ST_SWAPCACHE,
+	ST_SWAPPED,
+	ST_ZERO,
+	ST_LAZYFREE,
+	ST_UNTOUCHED,
+	ST_COUNT
+};
 
 static const struct {
 	char c;
 	const char *key; /* JSON */
 	const char *legend;
 } states[ST_COUNT] = {
-	[ST_RESIDENT] = { '#', "resident", "resident" },
-	[ST_SWAPCACHE] = { 'c', "swapcache", "resident, stored copy kept (swap cache)" },
-	[ST_SWAPPED] = { 's', "swapped", "swapped out (in the store)" },
-	[ST_ZERO] = { '0', "zero", "zero (recorded, no store space)" },
-	[ST_LAZYFREE] = { 'f', "lazyfree", "lazily freed, not written since" },
-	[ST_UNTOUCHED] = { '.', "untouched", "never touched (or dropped: reads as zero)" },
+	[ST_RESIDENT] = {'#', "resident", "resident"},
+	[ST_SWAPCACHE] = {'c', "swapcache", "resident, stored copy kept (swap cache)"},
+	[ST_SWAPPED] = {'s', "swapped", "swapped out (in the store)"},
+	[ST_ZERO] = {'0', "zero", "zero (recorded, no store space)"},
+	[ST_LAZYFREE] = {'f', "lazyfree", "lazily freed, not written since"},
+	[ST_UNTOUCHED] = {'.', "untouched", "never touched (or dropped: reads as zero)"},
 };
 #define MIXED '+'
 #define WIDTH_DEFAULT 64
@@ -42,8 +49,8 @@ static const struct {
 struct tally {
 	uint64_t pages[ST_COUNT];
 	uint64_t pinned, shared; /* pages, across states */
-	uint64_t folios, split;  /* split: kept page by page (order 0) */
-	uint64_t size;           /* bytes */
+	uint64_t folios, split;	 /* split: kept page by page (order 0) */
+	uint64_t size;		 /* bytes */
 };
 
 struct region_map {
@@ -117,14 +124,16 @@ static int region_read(struct query_conn *c, struct region_map *r, uint64_t *wor
 		return -ENOMEM;
 	while (done < npages) {
 		/* whole folios per chunk: QUERY_MAX_PAGES is a multiple of any folio */
-		size_t n = npages - done < QUERY_MAX_PAGES ? (size_t)(npages - done) : QUERY_MAX_PAGES;
+		size_t n =
+			npages - done < QUERY_MAX_PAGES ? (size_t)(npages - done) : QUERY_MAX_PAGES;
 		int rc = query_pagemap(c, r->start + done * page, n, words);
 
 		if (rc)
 			return rc;
 		for (size_t i = 0; i < n; i += fpages)
-			r->map[f++] = folio_char(words + i, (unsigned)(n - i < fpages ? n - i : fpages),
-						 order, &r->t);
+			r->map[f++] =
+				folio_char(words + i, (unsigned)(n - i < fpages ? n - i : fpages),
+					   order, &r->t);
 		done += n;
 	}
 	r->map[f] = 0;
@@ -134,7 +143,7 @@ static int region_read(struct query_conn *c, struct region_map *r, uint64_t *wor
 /* Bytes as a short figure: "64 KiB", "1.5 GiB". */
 static const char *size_text(uint64_t bytes, char *buf, size_t cap)
 {
-	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
 	double v = (double)bytes;
 	unsigned u = 0;
 
@@ -162,8 +171,8 @@ static void text_tally(const struct tally *t, uint64_t page)
 	       t->pinned, t->shared, t->split, t->folios);
 }
 
-static void print_text(int pid, const struct query_conn *c, const struct region_map *r,
-		       size_t nr, const struct tally *sum, unsigned width)
+static void print_text(int pid, const struct query_conn *c, const struct region_map *r, size_t nr,
+		       const struct tally *sum, unsigned width)
 {
 	uint64_t page = c->page_size;
 	char s1[32], s2[32], s3[32];
@@ -207,8 +216,8 @@ static void json_tally(const struct tally *t, uint64_t page)
 	       t->shared * page);
 }
 
-static void print_json(int pid, const struct query_conn *c, const struct region_map *r,
-		       size_t nr, const struct tally *sum)
+static void print_json(int pid, const struct query_conn *c, const struct region_map *r, size_t nr,
+		       const struct tally *sum)
 {
 	printf("{\"pid\": %d, \"page_size\": %" PRIu64 ", \"folio_size\": %" PRIu64
 	       ", \"legend\": {",
@@ -262,7 +271,7 @@ static int args_parse(int argc, char **argv, struct pagemap_args *a)
 {
 	bool all = false;
 
-	*a = (struct pagemap_args){ .pid = -1, .width = WIDTH_DEFAULT };
+	*a = (struct pagemap_args){.pid = -1, .width = WIDTH_DEFAULT};
 	for (int i = 1; i < argc; i++) {
 		const char *v = argv[i];
 		char *end;
@@ -273,8 +282,10 @@ static int args_parse(int argc, char **argv, struct pagemap_args *a)
 			all = true;
 		} else if (!strcmp(v, "--region") || !strcmp(v, "--width")) {
 			if (i + 1 >= argc) {
-				fprintf(stderr, "uswap pagemap: %s needs a value (see uswap "
-						"pagemap --help)\n", v);
+				fprintf(stderr,
+					"uswap pagemap: %s needs a value (see uswap "
+					"pagemap --help)\n",
+					v);
 				return 2;
 			}
 			v = argv[++i];
@@ -282,8 +293,10 @@ static int args_parse(int argc, char **argv, struct pagemap_args *a)
 			if (!strcmp(argv[i - 1], "--region")) {
 				a->addr = strtoull(v, &end, 16);
 				if (!*v || *end || *v == '-' || errno) {
-					fprintf(stderr, "uswap pagemap: --region \"%s\" is not an "
-							"address: use hex digits, e.g. 0x7f0000000000\n", v);
+					fprintf(stderr,
+						"uswap pagemap: --region \"%s\" is not an "
+						"address: use hex digits, e.g. 0x7f0000000000\n",
+						v);
 					return 2;
 				}
 				a->one_region = true;
@@ -291,8 +304,10 @@ static int args_parse(int argc, char **argv, struct pagemap_args *a)
 				long w = strtol(v, &end, 10);
 
 				if (!*v || *end || errno || w < 1 || w > WIDTH_MAX) {
-					fprintf(stderr, "uswap pagemap: --width \"%s\" is not allowed: use "
-							"1 to %d folios per line\n", v, WIDTH_MAX);
+					fprintf(stderr,
+						"uswap pagemap: --width \"%s\" is not allowed: use "
+						"1 to %d folios per line\n",
+						v, WIDTH_MAX);
 					return 2;
 				}
 				a->width = (unsigned)w;
@@ -303,13 +318,15 @@ static int args_parse(int argc, char **argv, struct pagemap_args *a)
 		} else if (v[0] != '-' && a->pid < 0) {
 			a->pid = strtol(v, &end, 10);
 			if (!*v || *end || a->pid < 1 || a->pid > 4194304) {
-				fprintf(stderr, "uswap pagemap: PID \"%s\" is not a process id: use a "
-						"number from 1 to 4194304\n", v);
+				fprintf(stderr,
+					"uswap pagemap: PID \"%s\" is not a process id: use a "
+					"number from 1 to 4194304\n",
+					v);
 				return 2;
 			}
 		} else {
-			fprintf(stderr, "uswap pagemap: unexpected \"%s\" (see uswap pagemap --help)\n",
-				v);
+			fprintf(stderr,
+				"uswap pagemap: unexpected \"%s\" (see uswap pagemap --help)\n", v);
 			return 2;
 		}
 	}
@@ -325,8 +342,8 @@ static int args_parse(int argc, char **argv, struct pagemap_args *a)
 }
 
 /* Every region of the process (or the one containing a->addr) into *out. */
-static int regions_list(struct query_conn *c, const struct pagemap_args *a,
-			struct region_map **out, size_t *nr)
+static int regions_list(struct query_conn *c, const struct pagemap_args *a, struct region_map **out,
+			size_t *nr)
 {
 	struct query_region batch[QUERY_MAX_REGIONS];
 	struct region_map *r = NULL;
@@ -340,9 +357,11 @@ static int regions_list(struct query_conn *c, const struct pagemap_args *a,
 			goto err_free;
 		}
 		if (a->one_region && (!got || batch[0].start > a->addr)) {
-			fprintf(stderr, "uswap pagemap: process %d has no managed region that "
-					"contains --region 0x%" PRIx64 ": 'uswap pagemap %d' lists "
-					"its regions\n", c->pid, a->addr, c->pid);
+			fprintf(stderr,
+				"uswap pagemap: process %d has no managed region that "
+				"contains --region 0x%" PRIx64 ": 'uswap pagemap %d' lists "
+				"its regions\n",
+				c->pid, a->addr, c->pid);
 			goto err_free;
 		}
 		if (a->one_region)
@@ -352,7 +371,7 @@ static int regions_list(struct query_conn *c, const struct pagemap_args *a,
 			goto err_free;
 		r = more;
 		for (size_t i = 0; i < got; i++)
-			r[n++] = (struct region_map){ .start = batch[i].start, .len = batch[i].len };
+			r[n++] = (struct region_map){.start = batch[i].start, .len = batch[i].len};
 		if (got)
 			from = batch[got - 1].start + batch[got - 1].len;
 	} while (!a->one_region && got == QUERY_MAX_REGIONS);
@@ -370,7 +389,7 @@ int cmd_pagemap(int argc, char **argv)
 	static uint64_t words[QUERY_MAX_PAGES];
 	struct pagemap_args a;
 	struct region_map *r = NULL;
-	struct tally sum = { 0 };
+	struct tally sum = {0};
 	size_t nr = 0, kept = 0;
 	int rc = args_parse(argc, argv, &a), status = 1;
 
@@ -386,8 +405,10 @@ int cmd_pagemap(int argc, char **argv)
 		rc = region_read(&conn, &r[i], words);
 		if (rc == -EINVAL && !a.one_region) {
 			/* unmapped since it was listed: not part of the map any more */
-			fprintf(stderr, "uswap pagemap: region 0x%" PRIx64 " went away while "
-					"being read: left out\n", r[i].start);
+			fprintf(stderr,
+				"uswap pagemap: region 0x%" PRIx64 " went away while "
+				"being read: left out\n",
+				r[i].start);
 			free(r[i].map);
 			continue;
 		}

@@ -33,7 +33,7 @@ __attribute__((format(printf, 3, 4))) static int fail(struct query_conn *c, int 
 /* Connect a socket of type to the abstract name fmt of pid.  @return fd or -errno. */
 static int connect_abstract(int type, const char *fmt, int pid)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0), n, rc;
 
 	if (fd < 0)
@@ -50,7 +50,7 @@ static int connect_abstract(int type, const char *fmt, int pid)
 
 int query_connect(struct query_conn *c, int pid)
 {
-	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_SECONDS };
+	struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_SECONDS};
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int fd, stat_fd;
@@ -124,7 +124,8 @@ static long long exchange(struct query_conn *c, const struct query_request *req,
 			    n);
 	memcpy(&rep, c->buf, 2 * sizeof(uint32_t));
 	if (rep.magic != QUERY_MAGIC)
-		return fail(c, -EPROTO, "process %d answered something that is not a uswap query reply",
+		return fail(c, -EPROTO,
+			    "process %d answered something that is not a uswap query reply",
 			    c->pid);
 	if (rep.version != QUERY_VERSION)
 		return fail(c, -EPROTONOSUPPORT,
@@ -132,8 +133,8 @@ static long long exchange(struct query_conn *c, const struct query_request *req,
 			    "speaks version %u: use the uswap the program was started with",
 			    c->pid, rep.version, QUERY_VERSION);
 	if ((size_t)n < sizeof(rep))
-		return fail(c, -EPROTO, "process %d answered with a short reply of %zd bytes", c->pid,
-			    n);
+		return fail(c, -EPROTO, "process %d answered with a short reply of %zd bytes",
+			    c->pid, n);
 	memcpy(&rep, c->buf, sizeof(rep));
 	if (rep.op != req->op)
 		return fail(c, -EPROTO, "process %d answered query %u with a reply to query %u",
@@ -142,7 +143,8 @@ static long long exchange(struct query_conn *c, const struct query_request *req,
 		size_t len = (size_t)n - sizeof(rep);
 
 		if (rep.status > 0 || len >= sizeof(c->error))
-			return fail(c, -EPROTO, "process %d answered with a bad error reply", c->pid);
+			return fail(c, -EPROTO, "process %d answered with a bad error reply",
+				    c->pid);
 		return fail(c, rep.status, "process %d: %.*s", c->pid, (int)len,
 			    (const char *)c->buf + sizeof(rep));
 	}
@@ -151,9 +153,9 @@ static long long exchange(struct query_conn *c, const struct query_request *req,
 			    (unsigned long long)rep.count, n);
 	if (!rep.page_size || !rep.folio_size || rep.folio_size % rep.page_size ||
 	    rep.folio_size / rep.page_size > QUERY_MAX_PAGES)
-		return fail(c, -EPROTO, "process %d answered with page size %llu and folio size %llu",
-			    c->pid, (unsigned long long)rep.page_size,
-			    (unsigned long long)rep.folio_size);
+		return fail(c, -EPROTO,
+			    "process %d answered with page size %llu and folio size %llu", c->pid,
+			    (unsigned long long)rep.page_size, (unsigned long long)rep.folio_size);
 	c->page_size = rep.page_size;
 	c->folio_size = rep.folio_size;
 	return (long long)rep.count;
@@ -161,7 +163,7 @@ static long long exchange(struct query_conn *c, const struct query_request *req,
 
 int query_regions(struct query_conn *c, uint64_t from, struct query_region *out, size_t *n)
 {
-	struct query_request req = { QUERY_MAGIC, QUERY_VERSION, QUERY_REGIONS, 0, from, 0 };
+	struct query_request req = {QUERY_MAGIC, QUERY_VERSION, QUERY_REGIONS, 0, from, 0};
 	long long got = exchange(c, &req, QUERY_MAX_REGIONS, sizeof(*out));
 
 	if (got < 0)
@@ -173,7 +175,7 @@ int query_regions(struct query_conn *c, uint64_t from, struct query_region *out,
 
 int query_pagemap(struct query_conn *c, uint64_t addr, size_t npages, uint64_t *out)
 {
-	struct query_request req = { QUERY_MAGIC, QUERY_VERSION, QUERY_PAGEMAP, 0, addr, npages };
+	struct query_request req = {QUERY_MAGIC, QUERY_VERSION, QUERY_PAGEMAP, 0, addr, npages};
 	long long got = exchange(c, &req, npages, sizeof(*out));
 
 	if (got < 0)

@@ -32,16 +32,15 @@ static bool reply_send(int fd, const struct query_request *req, int status, cons
 		.folio_size = shim_folio,
 		.count = count,
 	};
-	struct iovec iov[2] = { { &rep, sizeof(rep) }, { (void *)payload, count * item_size } };
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	struct iovec iov[2] = {{&rep, sizeof(rep)}, {(void *)payload, count * item_size}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
 
 	return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)(sizeof(rep) + count * item_size);
 }
 
 /* An error reply: status and a message naming the value and what is allowed. */
-__attribute__((format(printf, 4, 5))) static bool reply_error(int fd,
-							       const struct query_request *req,
-							       int status, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static bool
+reply_error(int fd, const struct query_request *req, int status, const char *fmt, ...)
 {
 	char text[256];
 	va_list ap;
@@ -125,7 +124,7 @@ static bool request_serve(int fd, const struct query_request *req, ssize_t len)
 
 void shim_query_serve(int fd)
 {
-	struct timeval idle = { .tv_sec = QUERY_IDLE_SECONDS };
+	struct timeval idle = {.tv_sec = QUERY_IDLE_SECONDS};
 
 	if (!shim_peer_allowed(fd))
 		return;
@@ -133,7 +132,7 @@ void shim_query_serve(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &idle, sizeof(idle));
 	for (;;) {
-		struct query_request req = { 0 };
+		struct query_request req = {0};
 		ssize_t len = recv(fd, &req, sizeof(req), MSG_TRUNC);
 
 		if (len < 0 && errno == EINTR)

@@ -46,28 +46,28 @@ enum query_op {
 };
 
 struct query_request {
-	uint32_t magic;   /* QUERY_MAGIC */
-	uint32_t version; /* QUERY_VERSION of the client */
-	uint32_t op;      /* enum query_op */
+	uint32_t magic;	   /* QUERY_MAGIC */
+	uint32_t version;  /* QUERY_VERSION of the client */
+	uint32_t op;	   /* enum query_op */
 	uint32_t reserved; /* 0 */
-	uint64_t addr;    /* REGIONS: list from here up; PAGEMAP: first page */
-	uint64_t npages;  /* PAGEMAP: 1 to QUERY_MAX_PAGES, inside one region */
+	uint64_t addr;	   /* REGIONS: list from here up; PAGEMAP: first page */
+	uint64_t npages;   /* PAGEMAP: 1 to QUERY_MAX_PAGES, inside one region */
 };
 
 struct query_reply {
-	uint32_t magic;     /* QUERY_MAGIC */
-	uint32_t version;   /* QUERY_VERSION of the server */
-	uint32_t op;        /* the request's op */
-	int32_t status;     /* 0, or -errno: the payload is then a message */
-	uint64_t page_size; /* bytes */
+	uint32_t magic;	     /* QUERY_MAGIC */
+	uint32_t version;    /* QUERY_VERSION of the server */
+	uint32_t op;	     /* the request's op */
+	int32_t status;	     /* 0, or -errno: the payload is then a message */
+	uint64_t page_size;  /* bytes */
 	uint64_t folio_size; /* bytes: the folio of every region */
-	uint64_t count;     /* regions or words that follow (0 to the max);
-			       with an error, the bytes of the message */
+	uint64_t count;	     /* regions or words that follow (0 to the max);
+				with an error, the bytes of the message */
 };
 
 struct query_region {
 	uint64_t start; /* address */
-	uint64_t len;   /* bytes, whole folios */
+	uint64_t len;	/* bytes, whole folios */
 };
 
 #endif

@@ -49,19 +49,19 @@ static int teardown(void **state)
 /* ---- the model ---- */
 
 enum { S_RESIDENT, S_SWAPCACHE, S_SWAPPED, S_ZERO, S_LAZYFREE, S_UNTOUCHED, S_COUNT };
-static const char *const state_key[S_COUNT] = { "resident", "swapcache", "swapped",
-						"zero",     "lazyfree",  "untouched" };
+static const char *const state_key[S_COUNT] = {"resident", "swapcache", "swapped",
+					       "zero",	   "lazyfree",	"untouched"};
 
 struct expect {
-	char c;                 /* the folio's character */
+	char c;			 /* the folio's character */
 	unsigned pages[S_COUNT]; /* its pages per state */
-	bool split;             /* kept page by page */
+	bool split;		 /* kept page by page */
 };
 
 /* What pagemap_probe's action a leaves in a folio of fp pages. */
 static struct expect expect_of(char a, unsigned fp)
 {
-	struct expect e = { 0 };
+	struct expect e = {0};
 	unsigned half = fp / 2;
 
 	switch (a) {
@@ -118,7 +118,7 @@ struct model {
 static struct model model_of(const char *plan, unsigned fp)
 {
 	size_t n = strlen(plan);
-	struct model m = { .map = calloc(n + 1, 1) };
+	struct model m = {.map = calloc(n + 1, 1)};
 
 	assert_non_null(m.map);
 	for (size_t i = 0; i < n; i++) {
@@ -143,9 +143,10 @@ struct probe {
 
 static void probe_start(struct probe *p, const char *folio, const char *plan)
 {
-	char *argv[] = { USWAP_BIN, "run", "--limit", "0", "--folio", (char *)folio,
-			 "--min-map", (char *)folio, "--", USWAP_BINARY_DIR "/pagemap_probe",
-			 NULL, (char *)plan, NULL };
+	char *argv[] = {
+		USWAP_BIN,     "run",	     "--limit",	    "0",  "--folio",
+		(char *)folio, "--min-map",  (char *)folio, "--", USWAP_BINARY_DIR "/pagemap_probe",
+		NULL,	       (char *)plan, NULL};
 	char folio_bytes[32], buf[4096] = "";
 	size_t size;
 	int i;
@@ -211,7 +212,7 @@ static char *file_read(const char *path)
 /* uswap pagemap with args; @return its exit status, output in out_path. */
 static int pagemap_run(const char *const *args)
 {
-	char *argv[16] = { USWAP_BIN, "pagemap" };
+	char *argv[16] = {USWAP_BIN, "pagemap"};
 	int n = 2;
 
 	while (*args)
@@ -239,8 +240,8 @@ static void json_must_parse(const char *path)
 {
 	char cmd[256];
 
-	snprintf(cmd, sizeof(cmd),
-		 "python3 -c 'import json, sys; json.load(open(sys.argv[1]))' %s", path);
+	snprintf(cmd, sizeof(cmd), "python3 -c 'import json, sys; json.load(open(sys.argv[1]))' %s",
+		 path);
 	if (system(cmd) != 0)
 		fail_msg("uswap pagemap --json printed something that is not JSON (or python3, "
 			 "which CI installs, is missing): %s",
@@ -293,11 +294,10 @@ static void json_total_check(const char *json, const struct model *m)
 }
 
 /* The text of --region with --width: wrapped map, header, legend, totals. */
-static void text_check(const struct probe *p, const struct model *m, size_t folio,
-		       unsigned width)
+static void text_check(const struct probe *p, const struct model *m, size_t folio, unsigned width)
 {
 	char w[16], *text, *line, *save = NULL, header[128], map[8192] = "";
-	const char *args[] = { "--region", p->saddr, "--width", w, p->spid, NULL };
+	const char *args[] = {"--region", p->saddr, "--width", w, p->spid, NULL};
 	size_t nf = p->len / folio, lines = 0;
 	bool header_seen = false;
 
@@ -335,8 +335,7 @@ static void text_check(const struct probe *p, const struct model *m, size_t foli
 		regex_t re;
 
 		snprintf(want, sizeof(want), " %s +%llu pages +%llu bytes", state_key[s],
-			 (unsigned long long)m->pages[s],
-			 (unsigned long long)(m->pages[s] * PAGE));
+			 (unsigned long long)m->pages[s], (unsigned long long)(m->pages[s] * PAGE));
 		text = file_read(out_path);
 		assert_int_equal(regcomp(&re, want, REG_EXTENDED | REG_NOSUB), 0);
 		if (regexec(&re, text, 0, NULL, 0))
@@ -363,8 +362,8 @@ static void scenario(const char *folio_text, size_t folio, size_t nf, unsigned w
 	struct probe p;
 	char *plan = plan_make(nf), *json;
 	struct model m = model_of(plan, (unsigned)(folio / PAGE));
-	const char *all[] = { "--json", NULL, NULL }, *one[] = { "--json", "--region", NULL,
-								 NULL, NULL };
+	const char *all[] = {"--json", NULL, NULL},
+		   *one[] = {"--json", "--region", NULL, NULL, NULL};
 	uint64_t v;
 
 	probe_start(&p, folio_text, plan);
@@ -428,35 +427,35 @@ static void test_bad_arguments(void **state)
 
 	(void)state;
 	probe_start(&p, "64K", plan);
-	pagemap_must_say((const char *[]){ NULL }, 2, "usage: uswap pagemap");
-	pagemap_must_say((const char *[]){ "--width", "0", p.spid, NULL }, 2,
+	pagemap_must_say((const char *[]){NULL}, 2, "usage: uswap pagemap");
+	pagemap_must_say((const char *[]){"--width", "0", p.spid, NULL}, 2,
 			 "--width \"0\" is not allowed: use 1 to 4096");
-	pagemap_must_say((const char *[]){ "--width", "4097", p.spid, NULL }, 2, "\"4097\"");
-	pagemap_must_say((const char *[]){ "--width", "12x", p.spid, NULL }, 2, "\"12x\"");
-	pagemap_must_say((const char *[]){ p.spid, "--width", NULL }, 2, "--width needs a value");
-	pagemap_must_say((const char *[]){ "--region", "0xZZ", p.spid, NULL }, 2,
+	pagemap_must_say((const char *[]){"--width", "4097", p.spid, NULL}, 2, "\"4097\"");
+	pagemap_must_say((const char *[]){"--width", "12x", p.spid, NULL}, 2, "\"12x\"");
+	pagemap_must_say((const char *[]){p.spid, "--width", NULL}, 2, "--width needs a value");
+	pagemap_must_say((const char *[]){"--region", "0xZZ", p.spid, NULL}, 2,
 			 "--region \"0xZZ\" is not an address");
-	pagemap_must_say((const char *[]){ "--region", "-1", p.spid, NULL }, 2, "\"-1\"");
-	pagemap_must_say((const char *[]){ "--region", p.saddr, "--all", p.spid, NULL }, 2,
+	pagemap_must_say((const char *[]){"--region", "-1", p.spid, NULL}, 2, "\"-1\"");
+	pagemap_must_say((const char *[]){"--region", p.saddr, "--all", p.spid, NULL}, 2,
 			 "exclude each other");
-	pagemap_must_say((const char *[]){ "abc", NULL }, 2, "PID \"abc\" is not a process id");
-	pagemap_must_say((const char *[]){ "0", NULL }, 2, "PID \"0\"");
-	pagemap_must_say((const char *[]){ "--frob", p.spid, NULL }, 2, "unexpected \"--frob\"");
-	pagemap_must_say((const char *[]){ p.spid, "12", NULL }, 2, "unexpected \"12\"");
+	pagemap_must_say((const char *[]){"abc", NULL}, 2, "PID \"abc\" is not a process id");
+	pagemap_must_say((const char *[]){"0", NULL}, 2, "PID \"0\"");
+	pagemap_must_say((const char *[]){"--frob", p.spid, NULL}, 2, "unexpected \"--frob\"");
+	pagemap_must_say((const char *[]){p.spid, "12", NULL}, 2, "unexpected \"12\"");
 	/* well-formed, but nothing there */
-	pagemap_must_say((const char *[]){ "--region", "0x1000", p.spid, NULL }, 1,
+	pagemap_must_say((const char *[]){"--region", "0x1000", p.spid, NULL}, 1,
 			 "has no managed region that contains --region 0x1000");
-	pagemap_must_say((const char *[]){ "4000000", NULL }, 1,
+	pagemap_must_say((const char *[]){"4000000", NULL}, 1,
 			 "process 4000000 serves no uswap pagemap");
 	/* the same region by any address inside it, 0x or not */
 	{
 		char inside[32];
-		const char *args[] = { "--json", "--region", inside, p.spid, NULL };
+		const char *args[] = {"--json", "--region", inside, p.spid, NULL};
 
 		snprintf(inside, sizeof(inside), "%" PRIxPTR, p.start + p.len - 1);
 		pagemap_must_say(args, 0, p.saddr);
 	}
-	pagemap_must_say((const char *[]){ "--help", NULL }, 0, "--width N");
+	pagemap_must_say((const char *[]){"--help", NULL}, 0, "--width N");
 	probe_stop(&p);
 	free(plan);
 }
@@ -491,7 +490,7 @@ static void test_other_users_are_refused(void **state)
 /* A socket of ours under an abstract name made from our pid. */
 static int listen_as(int type, const char *fmt)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
 	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, fmt, (int)getpid());
 
@@ -509,8 +508,8 @@ static void *future_shim(void *arg)
 {
 	int lfd = (int)(intptr_t)arg, fd = accept(lfd, NULL, NULL);
 	struct query_request req;
-	struct query_reply rep = { QUERY_MAGIC, QUERY_VERSION + 1, QUERY_REGIONS,
-				   -EPROTONOSUPPORT, 4096, 65536, 0 };
+	struct query_reply rep = {
+		QUERY_MAGIC, QUERY_VERSION + 1, QUERY_REGIONS, -EPROTONOSUPPORT, 4096, 65536, 0};
 
 	if (fd >= 0 && recv(fd, &req, sizeof(req), 0) > 0)
 		send(fd, &rep, sizeof(rep), MSG_NOSIGNAL);
@@ -529,14 +528,16 @@ static void test_version_mismatch_client_side(void **state)
 	snprintf(me, sizeof(me), "%d", (int)getpid());
 	/* a shim older than the query socket serves only the counters */
 	sfd = listen_as(SOCK_STREAM, "uswap/%d");
-	pagemap_must_say((const char *[]){ me, NULL }, 1,
-			 "runs an older uswap shim: it serves counters (uswap stat) but no pagemap");
+	pagemap_must_say(
+		(const char *[]){me, NULL}, 1,
+		"runs an older uswap shim: it serves counters (uswap stat) but no pagemap");
 	/* a newer shim names its version */
 	qfd = listen_as(SOCK_SEQPACKET, QUERY_SOCKET_FMT);
 	assert_int_equal(pthread_create(&t, NULL, future_shim, (void *)(intptr_t)qfd), 0);
-	snprintf(want, sizeof(want), "speaks query protocol version %u; this uswap speaks version %u",
+	snprintf(want, sizeof(want),
+		 "speaks query protocol version %u; this uswap speaks version %u",
 		 QUERY_VERSION + 1, QUERY_VERSION);
-	pagemap_must_say((const char *[]){ me, NULL }, 1, want);
+	pagemap_must_say((const char *[]){me, NULL}, 1, want);
 	pthread_join(t, NULL);
 	close(qfd);
 	close(sfd);
@@ -547,7 +548,7 @@ static void test_version_mismatch_client_side(void **state)
 static void query_raw(int fd, uint32_t version, uint32_t op, uint64_t addr, uint64_t npages,
 		      struct query_reply *rep, char *text, size_t cap)
 {
-	struct query_request req = { QUERY_MAGIC, version, op, 0, addr, npages };
+	struct query_request req = {QUERY_MAGIC, version, op, 0, addr, npages};
 	static unsigned char buf[sizeof(struct query_reply) + QUERY_MAX_PAGES * 8];
 	ssize_t n;
 
@@ -562,14 +563,15 @@ static void query_raw(int fd, uint32_t version, uint32_t op, uint64_t addr, uint
 
 static int query_connect_raw(pid_t pid)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, QUERY_SOCKET_FMT, (int)pid);
 
 	assert_true(fd >= 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa,
-				 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)),
-			 0);
+	assert_int_equal(
+		connect(fd, (struct sockaddr *)&sa,
+			(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)),
+		0);
 	return fd;
 }
 
