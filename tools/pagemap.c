@@ -266,7 +266,45 @@ struct pagemap_args {
 	unsigned width;
 };
 
-/* @return 0, or the exit status after printing why. */
+/* --region ADDR.  @return true, or false after printing why. */
+static bool region_parse(const char *v, struct pagemap_args *a)
+{
+	char *end;
+
+	errno = 0;
+	a->addr = strtoull(v, &end, 16);
+	if (!*v || *end || *v == '-' || errno) {
+		fprintf(stderr,
+			"uswap pagemap: --region \"%s\" is not an address: use hex digits, "
+			"e.g. 0x7f0000000000\n",
+			v);
+		return false;
+	}
+	a->one_region = true;
+	return true;
+}
+
+/* --width N.  @return true, or false after printing why. */
+static bool width_parse(const char *v, struct pagemap_args *a)
+{
+	char *end;
+	long w;
+
+	errno = 0;
+	w = strtol(v, &end, 10);
+	if (!*v || *end || errno || w < 1 || w > WIDTH_MAX) {
+		fprintf(stderr,
+			"uswap pagemap: --width \"%s\" is not allowed: use 1 to %d folios per "
+			"line\n",
+			v, WIDTH_MAX);
+		return false;
+	}
+	a->width = (unsigned)w;
+	return true;
+}
+
+/* @return -1 to go on, or the exit status to end with: 0 after --help, 2
+ * after printing what is wrong. */
 static int args_parse(int argc, char **argv, struct pagemap_args *a)
 {
 	bool all = false;
@@ -283,35 +321,15 @@ static int args_parse(int argc, char **argv, struct pagemap_args *a)
 		} else if (!strcmp(v, "--region") || !strcmp(v, "--width")) {
 			if (i + 1 >= argc) {
 				fprintf(stderr,
-					"uswap pagemap: %s needs a value (see uswap "
-					"pagemap --help)\n",
+					"uswap pagemap: %s needs a value (see uswap pagemap "
+					"--help)\n",
 					v);
 				return 2;
 			}
 			v = argv[++i];
-			errno = 0;
-			if (!strcmp(argv[i - 1], "--region")) {
-				a->addr = strtoull(v, &end, 16);
-				if (!*v || *end || *v == '-' || errno) {
-					fprintf(stderr,
-						"uswap pagemap: --region \"%s\" is not an "
-						"address: use hex digits, e.g. 0x7f0000000000\n",
-						v);
-					return 2;
-				}
-				a->one_region = true;
-			} else {
-				long w = strtol(v, &end, 10);
-
-				if (!*v || *end || errno || w < 1 || w > WIDTH_MAX) {
-					fprintf(stderr,
-						"uswap pagemap: --width \"%s\" is not allowed: use "
-						"1 to %d folios per line\n",
-						v, WIDTH_MAX);
-					return 2;
-				}
-				a->width = (unsigned)w;
-			}
+			if (!strcmp(argv[i - 1], "--region") ? !region_parse(v, a)
+							     : !width_parse(v, a))
+				return 2;
 		} else if (!strcmp(v, "-h") || !strcmp(v, "--help")) {
 			pagemap_usage(stdout);
 			return 0;

@@ -93,6 +93,13 @@ void query_close(struct query_conn *c)
 	c->fd = -1;
 }
 
+static int refused(struct query_conn *c)
+{
+	return fail(c, -EACCES,
+		    "process %d did not answer: only its own user and root may read its pagemap",
+		    c->pid);
+}
+
 /*
  * Send req and receive its reply into c->buf.  @return the payload's item
  * count (checked: at most max, the message exactly header + count items of
@@ -105,20 +112,25 @@ static long long exchange(struct query_conn *c, const struct query_request *req,
 	struct query_reply rep;
 	ssize_t n;
 
-	if (send(c->fd, req, sizeof(*req), MSG_NOSIGNAL) != (ssize_t)sizeof(*req))
+	/* a server that refuses the peer closes the connection at once: the
+	 * send or the receive sees it */
+	if (send(c->fd, req, sizeof(*req), MSG_NOSIGNAL) != (ssize_t)sizeof(*req)) {
+		if (errno == EPIPE || errno == ECONNRESET)
+			return refused(c);
 		return fail(c, -EIO, "cannot send a query to process %d: %s", c->pid,
 			    strerror(errno));
+	}
 	do
 		n = recv(c->fd, c->buf, sizeof(c->buf), MSG_TRUNC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return fail(c, -ETIMEDOUT, "process %d did not answer within %d s", c->pid,
 			    CLIENT_TIMEOUT_SECONDS);
-	if (n <= 0)
-		return fail(c, -EACCES,
-			    "process %d did not answer: only its own user and root may read its "
-			    "pagemap",
-			    c->pid);
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		return refused(c);
+	if (n < 0)
+		return fail(c, -EIO, "cannot read the answer of process %d: %s", c->pid,
+			    strerror(errno));
 	if ((size_t)n < 2 * sizeof(uint32_t) || (size_t)n > sizeof(c->buf))
 		return fail(c, -EPROTO, "process %d answered with a message of %zd bytes", c->pid,
 			    n);
