@@ -9,8 +9,9 @@
  * (SO_PEERCRED) decide: the same user or root get every counter as
  * "name: value" lines, anyone else gets the connection closed with nothing
  * said.  The counters' server reads nothing from its peers, and neither
- * socket has anything to change through it.  It never touches managed memory (its buffer is on
- * its own stack) and runs with every signal blocked.
+ * socket has anything to change through it.  The thread never touches
+ * managed memory (its buffers are on its own stack) and runs with every
+ * signal blocked.
  */
 #include "preload.h"
 #include "query_proto.h"
@@ -25,7 +26,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int listen_fd = -1, query_fd = -1;
 static pthread_t server;
 
 bool shim_peer_allowed(int fd)
@@ -76,10 +76,11 @@ static void serve_one(int fd)
 	}
 }
 
+/* The listening sockets, -1 when not serving. */
 struct listeners {
 	int stat_fd, query_fd;
 };
-static struct listeners listening;
+static struct listeners listening = { -1, -1 };
 
 static void *server_main(void *arg)
 {
@@ -150,30 +151,29 @@ int shim_stat_start(void)
 		close(sfd);
 		return qfd;
 	}
-	listening = (struct listeners){ sfd, qfd };
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
+	listening = (struct listeners){ sfd, qfd };
 	rc = -pthread_create(&server, NULL, server_main, &listening);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		close(sfd);
 		close(qfd);
+		listening = (struct listeners){ -1, -1 };
 		return rc;
 	}
 	pthread_detach(server);
-	listen_fd = sfd;
-	query_fd = qfd;
 	return 0;
 }
 
 void shim_stat_restart(void)
 {
 	/* the parent's socket is the parent's: answer under our own pid */
-	if (listen_fd >= 0)
-		close(listen_fd);
-	if (query_fd >= 0)
-		close(query_fd);
-	listen_fd = query_fd = -1;
+	if (listening.stat_fd >= 0)
+		close(listening.stat_fd);
+	if (listening.query_fd >= 0)
+		close(listening.query_fd);
+	listening = (struct listeners){ -1, -1 };
 	if (shim_u && shim_stat_start())
 		fprintf(stderr, "uswap: counters of process %d will not be served\n",
 			(int)getpid());
