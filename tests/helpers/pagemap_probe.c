@@ -16,8 +16,10 @@
  *   d  as f, then page out            h  write data, MADV_FREE its first half
  *   m  write data to its first half, page out (the second half is zero)
  *
- * Usage: pagemap_probe FOLIO_SIZE PLAN.  Built without sanitizers, like
- * the shim it runs under.
+ * Usage: pagemap_probe FOLIO_SIZE PLAN [REGIONS]: REGIONS (default 1)
+ * regions, each mapped on its own and given the same PLAN, each printed
+ * as "region ADDR LEN".  Built without sanitizers, like the shim it runs
+ * under.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,20 +75,11 @@ static void advise(char *p, size_t len, int advice, const char *name)
 	CHECK(!madvise(p, len, advice), "madvise %s of %p: %m", name, (void *)p);
 }
 
-int main(int argc, char **argv)
+/* Do PLAN to the nf folios of fp pages at mem. */
+static void plan_apply(char *mem, const char *plan, size_t nf, size_t fp)
 {
-	size_t folio, nf, fp, i, j;
-	const char *plan;
-	char *mem;
+	size_t folio = fp * PAGE, i, j;
 
-	CHECK(argc == 3, "usage: pagemap_probe FOLIO_SIZE PLAN");
-	folio = strtoul(argv[1], NULL, 0);
-	plan = argv[2];
-	nf = strlen(plan);
-	fp = folio / PAGE;
-	CHECK(folio >= PAGE && folio % PAGE == 0 && nf > 0, "bad arguments");
-	mem = mmap(NULL, nf * folio, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(mem != MAP_FAILED, "mmap: %m");
 	for (i = 0; i < nf; i++) {
 		char *f = mem + i * folio, a = plan[i];
 		uint64_t p0 = i * fp;
@@ -115,7 +108,29 @@ int main(int argc, char **argv)
 			f[0] ^= 1;
 		CHECK(strchr(".wfdhoirzZm", a), "unknown action '%c' in the plan", a);
 	}
-	printf("region %p %zu\nready\n", (void *)mem, nf * folio);
+}
+
+int main(int argc, char **argv)
+{
+	size_t folio, nf, fp, regions, r;
+	const char *plan;
+
+	CHECK(argc == 3 || argc == 4, "usage: pagemap_probe FOLIO_SIZE PLAN [REGIONS]");
+	folio = strtoul(argv[1], NULL, 0);
+	plan = argv[2];
+	regions = argc == 4 ? strtoul(argv[3], NULL, 0) : 1;
+	nf = strlen(plan);
+	fp = folio / PAGE;
+	CHECK(folio >= PAGE && folio % PAGE == 0 && nf > 0 && regions > 0, "bad arguments");
+	for (r = 0; r < regions; r++) {
+		char *mem = mmap(NULL, nf * folio, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		CHECK(mem != MAP_FAILED, "mmap: %m");
+		plan_apply(mem, plan, nf, fp);
+		printf("region %p %zu\n", (void *)mem, nf * folio);
+	}
+	printf("ready\n");
 	fflush(stdout);
 	for (;;)
 		pause();

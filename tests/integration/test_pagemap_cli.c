@@ -136,24 +136,29 @@ static struct model model_of(const char *plan, unsigned fp)
 
 struct probe {
 	pid_t pid;
-	uintptr_t start;
-	size_t len;
+	uintptr_t start; /* of the first region */
+	size_t len;	 /* of each region */
 	char spid[16], saddr[32];
+	uintptr_t *starts; /* of every region */
+	size_t nregions;
 };
 
-static void probe_start(struct probe *p, const char *folio, const char *plan)
+/* Start pagemap_probe under uswap run with nregions regions of plan. */
+static void probe_start_n(struct probe *p, const char *folio, const char *plan, size_t nregions)
 {
 	char *argv[] = {
 		USWAP_BIN,     "run",	     "--limit",	    "0",  "--folio",
 		(char *)folio, "--min-map",  (char *)folio, "--", USWAP_BINARY_DIR "/pagemap_probe",
-		NULL,	       (char *)plan, NULL};
-	char folio_bytes[32], buf[4096] = "";
+		NULL,	       (char *)plan, NULL,	    NULL};
+	char folio_bytes[32], count[16], buf[4096] = "";
 	size_t size;
 	int i;
 
 	assert_int_equal(uswap_parse_size("folio", folio, &size), 0);
 	snprintf(folio_bytes, sizeof(folio_bytes), "%zu", size);
 	argv[10] = folio_bytes;
+	snprintf(count, sizeof(count), "%zu", nregions);
+	argv[12] = count;
 	assert_int_equal(truncate(probe_out, 0), 0); /* no "ready" of an earlier probe */
 	p->pid = st_spawn(argv, probe_out);
 	for (i = 0; i < 3000 && !st_file_has(probe_out, "ready\n"); i++) {
@@ -173,17 +178,30 @@ static void probe_start(struct probe *p, const char *folio, const char *plan)
 	FILE *f = fopen(probe_out, "r");
 
 	assert_non_null(f);
-	assert_int_equal(fscanf(f, "region %" SCNxPTR " %zu", &p->start, &p->len), 2);
+	p->starts = calloc(nregions, sizeof(*p->starts));
+	assert_non_null(p->starts);
+	for (p->nregions = 0; p->nregions < nregions; p->nregions++) {
+		assert_int_equal(
+			fscanf(f, "region %" SCNxPTR " %zu\n", &p->starts[p->nregions], &p->len),
+			2);
+		assert_int_equal(p->len, strlen(plan) * size);
+	}
 	fclose(f);
-	assert_int_equal(p->len, strlen(plan) * size);
+	p->start = p->starts[0];
 	snprintf(p->spid, sizeof(p->spid), "%d", (int)p->pid);
 	snprintf(p->saddr, sizeof(p->saddr), "0x%" PRIxPTR, p->start);
+}
+
+static void probe_start(struct probe *p, const char *folio, const char *plan)
+{
+	probe_start_n(p, folio, plan, 1);
 }
 
 static void probe_stop(struct probe *p)
 {
 	kill(p->pid, SIGKILL);
 	st_wait(p->pid, 30);
+	free(p->starts);
 }
 
 /* ---- reading the command's output ---- */
@@ -280,16 +298,16 @@ static void json_region_check(const char *json, const struct probe *p, const str
 	assert_int_equal(strtoull(strstr(obj, "\"size\": ") + 8, NULL, 10), p->len);
 }
 
-/* The total of a map of one region is that region's. */
-static void json_total_check(const char *json, const struct model *m)
+/* The total of a map of n regions of model m. */
+static void json_total_check(const char *json, const struct model *m, size_t n)
 {
 	const char *total = strstr(json, "\"total\": {");
 
 	assert_non_null(total);
-	assert_int_equal(strtoull(strstr(total, "\"regions\": ") + 11, NULL, 10), 1);
+	assert_int_equal(strtoull(strstr(total, "\"regions\": ") + 11, NULL, 10), n);
 	for (int s = 0; s < S_COUNT; s++) {
-		assert_int_equal(json_number(total, "pages", state_key[s]), m->pages[s]);
-		assert_int_equal(json_number(total, "bytes", state_key[s]), m->pages[s] * PAGE);
+		assert_int_equal(json_number(total, "pages", state_key[s]), n * m->pages[s]);
+		assert_int_equal(json_number(total, "bytes", state_key[s]), n * m->pages[s] * PAGE);
 	}
 }
 
@@ -386,7 +404,7 @@ static void scenario(const char *folio_text, size_t folio, size_t nf, unsigned w
 	json_must_parse(out_path);
 	json = file_read(out_path);
 	json_region_check(json, &p, &m, folio);
-	json_total_check(json, &m);
+	json_total_check(json, &m, 1);
 	free(json);
 	text_check(&p, &m, folio, width);
 	probe_stop(&p);
@@ -405,6 +423,36 @@ static void test_map_matches_the_model_16k(void **state)
 {
 	(void)state;
 	scenario("16K", 16 << 10, 70, 9);
+}
+
+/* More regions than one list reply holds (QUERY_MAX_REGIONS): every one of
+ * them in the map, each as the model says, and the total of them all. */
+static void test_more_regions_than_one_reply(void **state)
+{
+	const size_t n = QUERY_MAX_REGIONS + 44;
+	const char *plan = "wo.i";
+	struct model m = model_of(plan, 16);
+	const char *args[] = {"--json", NULL, NULL};
+	struct probe p;
+	char *json;
+
+	(void)state;
+	probe_start_n(&p, "64K", plan, n);
+	args[1] = p.spid;
+	assert_int_equal(pagemap_run(args), 0);
+	json_must_parse(out_path);
+	json = file_read(out_path);
+	for (size_t i = 0; i < n; i++) {
+		struct probe one = p;
+
+		one.start = p.starts[i];
+		snprintf(one.saddr, sizeof(one.saddr), "0x%" PRIxPTR, one.start);
+		json_region_check(json, &one, &m, 64 << 10);
+	}
+	json_total_check(json, &m, n);
+	free(json);
+	probe_stop(&p);
+	free(m.map);
 }
 
 /* uswap pagemap with args must exit with status and say text. */
@@ -622,6 +670,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_matches_the_model_64k),
 		cmocka_unit_test(test_map_matches_the_model_16k),
+		cmocka_unit_test(test_more_regions_than_one_reply),
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_other_users_are_refused),
 		cmocka_unit_test(test_version_mismatch_client_side),
