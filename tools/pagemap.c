@@ -171,6 +171,16 @@ static void text_tally(const struct tally *t, uint64_t page)
 	       t->pinned, t->shared, t->split, t->folios);
 }
 
+/* A region's figures on one line: pages per state. */
+static void text_tally_line(const struct tally *t)
+{
+	printf("  pages:");
+	for (unsigned i = 0; i < ST_COUNT; i++)
+		printf(" %c %" PRIu64 "", states[i].c, t->pages[i]);
+	printf("; pinned %" PRIu64 ", shared %" PRIu64 ", split folios %" PRIu64 "\n", t->pinned,
+	       t->shared, t->split);
+}
+
 static void print_text(int pid, const struct query_conn *c, const struct region_map *r, size_t nr,
 		       const struct tally *sum, unsigned width)
 {
@@ -194,7 +204,7 @@ static void print_text(int pid, const struct query_conn *c, const struct region_
 		for (size_t f = 0; f < folios; f += width)
 			printf("  0x%012" PRIx64 "  %.*s\n", r[i].start + f * c->folio_size,
 			       (int)(folios - f < width ? folios - f : width), r[i].map + f);
-		text_tally(&r[i].t, page);
+		text_tally_line(&r[i].t);
 	}
 	printf("\ntotal of %zu region%s, %s:\n", nr, nr == 1 ? "" : "s",
 	       size_text(sum->size, s1, sizeof(s1)));

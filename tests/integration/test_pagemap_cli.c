@@ -347,6 +347,19 @@ static void text_check(const struct probe *p, const struct model *m, size_t foli
 	assert_string_equal(map, m->map);
 	assert_int_equal(lines, (nf + width - 1) / width);
 	free(text);
+	/* the region's line of pages per state */
+	{
+		char want[256];
+		int at = snprintf(want, sizeof(want), "  pages:");
+
+		for (int s = 0; s < S_COUNT; s++)
+			at += snprintf(want + at, sizeof(want) - (size_t)at, " %c %llu",
+				       "#cs0f."[s], (unsigned long long)m -> pages[s]);
+		snprintf(want + at, sizeof(want) - (size_t)at,
+			 "; pinned 0, shared 0, split folios %llu\n", (unsigned long long)m->split);
+		if (!st_file_has(out_path, want))
+			fail_msg("no line \"%s\" in the text", want);
+	}
 	/* totals: "  s swapped  N pages  B bytes" */
 	for (int s = 0; s < S_COUNT; s++) {
 		char want[128];
