@@ -57,6 +57,7 @@ int query_connect(struct query_conn *c, int pid)
 
 	c->pid = pid;
 	c->fd = -1;
+	c->answered = false;
 	fd = connect_abstract(SOCK_SEQPACKET, QUERY_SOCKET_FMT, pid);
 	if (fd < 0) {
 		/* a shim older than the query protocol serves only counters */
@@ -93,8 +94,15 @@ void query_close(struct query_conn *c)
 	c->fd = -1;
 }
 
+/* The connection was closed: a refusal before the first answer, the end of
+ * the process (or its server) after. */
 static int refused(struct query_conn *c)
 {
+	if (c->answered)
+		return fail(c, -ECONNRESET,
+			    "process %d ended, or stopped serving, while its pagemap "
+			    "was read",
+			    c->pid);
 	return fail(c, -EACCES,
 		    "process %d did not answer: only its own user and root may read its pagemap",
 		    c->pid);
@@ -168,6 +176,7 @@ static long long exchange(struct query_conn *c, const struct query_request *req,
 		return fail(c, -EPROTO,
 			    "process %d answered with page size %llu and folio size %llu", c->pid,
 			    (unsigned long long)rep.page_size, (unsigned long long)rep.folio_size);
+	c->answered = true;
 	c->page_size = rep.page_size;
 	c->folio_size = rep.folio_size;
 	return (long long)rep.count;

@@ -8,6 +8,7 @@
 #ifndef USWAP_QUERY_CLIENT_H
 #define USWAP_QUERY_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,7 @@
 struct query_conn {
 	int fd;
 	int pid;
+	bool answered; /* a reply has come */
 	uint64_t page_size;  /* from the last reply */
 	uint64_t folio_size; /* from the last reply */
 	char error[512];
