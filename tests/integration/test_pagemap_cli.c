@@ -143,6 +143,9 @@ struct probe {
 	size_t nregions;
 };
 
+/* The probe running now, so that a failed test does not leave it behind. */
+static pid_t live_probe;
+
 /* Start pagemap_probe under uswap run with nregions regions of plan. */
 static void probe_start_n(struct probe *p, const char *folio, const char *plan, size_t nregions)
 {
@@ -161,6 +164,7 @@ static void probe_start_n(struct probe *p, const char *folio, const char *plan, 
 	argv[12] = count;
 	assert_int_equal(truncate(probe_out, 0), 0); /* no "ready" of an earlier probe */
 	p->pid = st_spawn(argv, probe_out);
+	live_probe = p->pid;
 	for (i = 0; i < 3000 && !st_file_has(probe_out, "ready\n"); i++) {
 		if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
 			break;
@@ -192,6 +196,17 @@ static void probe_start_n(struct probe *p, const char *folio, const char *plan, 
 	snprintf(p->saddr, sizeof(p->saddr), "0x%" PRIxPTR, p->start);
 }
 
+static int probe_teardown(void **state)
+{
+	(void)state;
+	if (live_probe > 0) {
+		kill(live_probe, SIGKILL);
+		st_wait(live_probe, 30);
+	}
+	live_probe = 0;
+	return 0;
+}
+
 static void probe_start(struct probe *p, const char *folio, const char *plan)
 {
 	probe_start_n(p, folio, plan, 1);
@@ -201,6 +216,7 @@ static void probe_stop(struct probe *p)
 {
 	kill(p->pid, SIGKILL);
 	st_wait(p->pid, 30);
+	live_probe = 0;
 	free(p->starts);
 }
 
@@ -681,13 +697,13 @@ static void test_version_mismatch_server_side(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_map_matches_the_model_64k),
-		cmocka_unit_test(test_map_matches_the_model_16k),
-		cmocka_unit_test(test_more_regions_than_one_reply),
-		cmocka_unit_test(test_bad_arguments),
-		cmocka_unit_test(test_other_users_are_refused),
-		cmocka_unit_test(test_version_mismatch_client_side),
-		cmocka_unit_test(test_version_mismatch_server_side),
+		cmocka_unit_test_teardown(test_map_matches_the_model_64k, probe_teardown),
+		cmocka_unit_test_teardown(test_map_matches_the_model_16k, probe_teardown),
+		cmocka_unit_test_teardown(test_more_regions_than_one_reply, probe_teardown),
+		cmocka_unit_test_teardown(test_bad_arguments, probe_teardown),
+		cmocka_unit_test_teardown(test_other_users_are_refused, probe_teardown),
+		cmocka_unit_test_teardown(test_version_mismatch_client_side, probe_teardown),
+		cmocka_unit_test_teardown(test_version_mismatch_server_side, probe_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
