@@ -13,9 +13,11 @@
 int cmd_demo(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
-/* The help texts of run and stat (uswap(1) says the same). */
+int cmd_pagemap(int argc, char **argv);
+/* The help texts of run, stat and pagemap (uswap(1) says the same). */
 void run_usage(FILE *f);
 void stat_usage(FILE *f);
+void pagemap_usage(FILE *f);
 
 /*
  * Parse the options shared by the commands that open an instance

@@ -17,6 +17,8 @@ static void usage(FILE *f)
 		   "            uswap run --limit SIZE [OPTIONS] [--] PROGRAM [ARGS...]\n"
 		   "  stat      show the counters of a program running under uswap run:\n"
 		   "            uswap stat [--json] [--watch] PID\n"
+		   "  pagemap   show a map of a program's managed memory, one character per\n"
+		   "            folio: uswap pagemap [--region ADDR | --all] [--json] PID\n"
 		   "  demo      fill managed memory with realistic data under a budget, read and\n"
 		   "            write it back, verify every byte, and print what uswap did\n"
 		   "  version   print the version\n"
@@ -34,6 +36,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "stat"))
 		return cmd_stat(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "pagemap"))
+		return cmd_pagemap(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "demo"))
 		return cmd_demo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

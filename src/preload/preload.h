@@ -51,6 +51,7 @@ bool shim_internal_caller(const void *ret);
 	X(malloc_blocks, "glibc malloc blocks served from managed memory")      \
 	X(madv_free_lazy, "MADV_FREE calls on managed memory done as uswap's lazy free") \
 	X(madv_free_as_dontneed, "MADV_FREE calls uswap refused, done as MADV_DONTNEED") \
+	X(madv_pageout, "MADV_PAGEOUT calls on managed memory done as uswap's page-out") \
 	X(mremap_moved, "mremap calls that moved managed mappings")             \
 	X(mremap_refused, "mremap calls refused: they cut through a region (ENOMEM)")
 
@@ -77,9 +78,16 @@ int shim_unmap(void *addr, size_t len);
 void shim_malloc_init(void);
 
 /* preload_stat.c: serve the counters on the abstract Unix socket
- * "@uswap/PID" to the same user and root.  @return 0 or -errno. */
+ * "@uswap/PID", and queries on "@uswap/PID/query", to the same user and
+ * root.  @return 0 or -errno. */
 int shim_stat_start(void);
 /* In a child after fork: the parent's server thread is gone. */
 void shim_stat_restart(void);
+/* May the peer of connection fd read what the shim serves (same uid or root)? */
+bool shim_peer_allowed(int fd);
+
+/* preload_query.c: answer the requests of one connection to the query
+ * socket "@uswap/PID/query" (query_proto.h) until it ends. */
+void shim_query_serve(int fd);
 
 #endif

@@ -21,6 +21,10 @@
  *     at eviction instead, and a write after the advice cancels it.  Where
  *     uswap refuses the advice, MADV_DONTNEED is done, which is a valid
  *     MADV_FREE (the program may read zeros until it writes).
+ *   madvise(MADV_PAGEOUT) on managed memory becomes uswap's page-out
+ *     (USWAP_ADV_PAGEOUT) of the folios it touches: the kernel knows
+ *     nothing of uswap's store.  As the kernel's, it is a hint and returns
+ *     0 when some folios stay resident (pinned, busy, the store full).
  */
 #include "preload.h"
 
@@ -259,12 +263,29 @@ __attribute__((visibility("default"))) void *mremap(void *old, size_t old_len, s
 	return p;
 }
 
+/* Advice on [addr, addr+len), which lies in one region.  @return 0 or an errno. */
+static int managed_advise(void *addr, size_t len, int advice)
+{
+	if (advice == MADV_PAGEOUT) {
+		uswap_advise(shim_u, addr, len, USWAP_ADV_PAGEOUT);
+		shim_count(SHIM_madv_pageout);
+		return 0;
+	}
+	if (!uswap_advise(shim_u, addr, len, USWAP_ADV_FREE)) {
+		shim_count(SHIM_madv_free_lazy);
+		return 0;
+	}
+	shim_count(SHIM_madv_free_as_dontneed);
+	return os_raw_madvise(addr, len, MADV_DONTNEED) ? errno : 0;
+}
+
 __attribute__((visibility("default"))) int madvise(void *addr, size_t len, int advice)
 {
 	uintptr_t at = (uintptr_t)addr, end;
 	int err = 0;
 
-	if (advice != MADV_FREE || !__atomic_load_n(&shim_u, __ATOMIC_ACQUIRE) ||
+	if ((advice != MADV_FREE && advice != MADV_PAGEOUT) ||
+	    !__atomic_load_n(&shim_u, __ATOMIC_ACQUIRE) ||
 	    shim_internal_caller(__builtin_return_address(0)))
 		return os_raw_madvise(addr, len, advice);
 	if ((at & (PAGE - 1)) || at + len < at) {
@@ -279,22 +300,17 @@ __attribute__((visibility("default"))) int madvise(void *addr, size_t len, int a
 		int rc = 0;
 
 		if (uswap_region_find(shim_u, (void *)at, &rs, &rl) || (uintptr_t)rs >= end) {
-			rc = os_raw_madvise((void *)at, end - at, MADV_FREE) ? errno : 0;
+			rc = os_raw_madvise((void *)at, end - at, advice) ? errno : 0;
 			err = err ? err : rc;
 			break;
 		}
 		s = (uintptr_t)rs > at ? (uintptr_t)rs : at;
 		e = (uintptr_t)rs + rl < end ? (uintptr_t)rs + rl : end;
 		if (s > at)
-			rc = os_raw_madvise((void *)at, s - at, MADV_FREE) ? errno : 0;
+			rc = os_raw_madvise((void *)at, s - at, advice) ? errno : 0;
 		err = err ? err : rc;
-		if (!uswap_advise(shim_u, (void *)s, e - s, USWAP_ADV_FREE)) {
-			shim_count(SHIM_madv_free_lazy);
-		} else {
-			rc = os_raw_madvise((void *)s, e - s, MADV_DONTNEED) ? errno : 0;
-			err = err ? err : rc;
-			shim_count(SHIM_madv_free_as_dontneed);
-		}
+		rc = managed_advise((void *)s, e - s, advice);
+		err = err ? err : rc;
 		at = e;
 	}
 	if (err) {

@@ -203,6 +203,7 @@ static void test_help_matches_the_man_page(void **state)
 	const char *cmds[][3] = { { "--help", NULL, NULL },
 				  { "run", "--help", NULL },
 				  { "stat", "--help", NULL },
+				  { "pagemap", "--help", NULL },
 				  { "demo", "--help", NULL } };
 	char help[65536] = "", man[65536], *at;
 	regex_t re;
@@ -211,7 +212,7 @@ static void test_help_matches_the_man_page(void **state)
 	size_t n, i;
 
 	(void)state;
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char *argv[] = { USWAP_BIN, (char *)cmds[i][0], (char *)cmds[i][1], NULL };
 
 		assert_int_equal(st_run(argv, out_path, 30), 0);
