@@ -75,10 +75,11 @@ static void test_bad_uris(void **state)
 		assert_int_equal(store_redis.open(bad[i], 0, &st), -EINVAL);
 		assert_non_null(strstr(errmsg_get(), "allowed") ? errmsg_get() : NULL);
 	}
-	/* TLS: a clear "not supported" */
+	/* TLS options on a plain URI: refused, pointing to rediss:// (the TLS
+	 * store has its tests in test_store_rediss.c) */
 	assert_ptr_equal(store_find("rediss://127.0.0.1:6380", &arg), &store_rediss);
-	assert_int_equal(store_rediss.open(arg, 0, &st), -EINVAL);
-	assert_non_null(strstr(errmsg_get(), "not supported"));
+	assert_int_equal(store_redis.open("//127.0.0.1:6380?ca=/etc/ssl/ca.pem", 0, &st), -EINVAL);
+	assert_non_null(strstr(errmsg_get(), "rediss://"));
 	/* nobody listens: said at open, naming the server */
 	snprintf(uri, sizeof(uri), "//127.0.0.1:%d", redis_free_port());
 	assert_true(store_redis.open(uri, 0, &st) < 0);
