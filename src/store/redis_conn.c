@@ -100,6 +100,15 @@ int redis_tls_new(const char *ca, const char *cert, const char *key, SSL_CTX **o
 			goto err_free_ctx;
 		}
 		if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+			unsigned long e = ERR_peek_last_error();
+
+			if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+			    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+				rc = errmsg_set(-EINVAL, "store rediss: key=%s does not belong to "
+							 "cert=%s",
+						key, cert);
+				goto err_free_ctx;
+			}
 			rc = errmsg_set(-EINVAL, "store rediss: key=%s is not a usable private key: "
 						 "%s (allowed: a PEM key without a pass phrase)",
 					key, tls_error_text(err, sizeof(err)));
@@ -204,6 +213,10 @@ static int tls_retry(struct redis_link *l, int rc, const char *what)
 	if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
 		return link_fail(l, -EIO, "%s", errno ? strerror(errno)
 						      : "the server closed the connection");
+	if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		ERR_clear_error();
+		return link_fail(l, -EIO, "the server closed the connection");
+	}
 	return link_fail(l, -EIO, "TLS %s: %s", what, tls_error_text(buf, sizeof(buf)));
 }
 
@@ -231,7 +244,7 @@ static int link_handshake(struct redis_link *l, const char *host, SSL_CTX *tls)
 		verify = SSL_get_verify_result(l->ssl);
 		if (verify != X509_V_OK) {
 			ERR_clear_error();
-			return link_fail(l, -EACCES, "TLS: the server's certificate is refused: %s",
+			return link_fail(l, -EACCES, "the server's certificate is refused: %s",
 					 X509_verify_cert_error_string(verify));
 		}
 		rc = tls_retry(l, rc, "handshake");
