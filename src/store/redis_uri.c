@@ -10,6 +10,10 @@
 
 #define FORM(u) ((u)->tls ? REDISS_FORM : REDIS_FORM)
 #define SCHEME(u) ((u)->tls ? "rediss" : "redis")
+/* Quoted values are cut to this many bytes, so that the message keeps its
+ * end: what is allowed. */
+#define QUOTE_MAX 80
+#define QUOTE_LEN(n) ((int)((n) < QUOTE_MAX ? (n) : QUOTE_MAX))
 
 static int parse_port(const char *s, size_t n, int *port)
 {
@@ -65,7 +69,7 @@ static int parse_servers(struct redis_uri *u, const char *p, const char *end)
 			return errmsg_set(-EINVAL,
 					  "store %s: \"%.*s\" is not HOST:PORT (a port from 1 to "
 					  "65535; allowed: %s)",
-					  SCHEME(u), (int)(stop - p), p, FORM(u));
+					  SCHEME(u), QUOTE_LEN((size_t)(stop - p)), p, FORM(u));
 		memcpy(a->host, p, (size_t)(colon - p));
 		u->nservers++;
 		p = comma ? comma + 1 : end;
@@ -92,7 +96,7 @@ static int parse_timeout(struct redis_uri *u, const char *v, size_t n)
 	return 0;
 err_bad:
 	return errmsg_set(-EINVAL, "store %s: timeout \"%.*s\" is not allowed (milliseconds, 1 to %u)",
-			  SCHEME(u), (int)n, v, REDIS_TIMEOUT_MAX_MS);
+			  SCHEME(u), QUOTE_LEN(n), v, REDIS_TIMEOUT_MAX_MS);
 }
 
 /* A file name option: ca, cert, key. */
@@ -106,7 +110,7 @@ static int parse_path(struct redis_uri *u, const char *name, char *dst, size_t c
 	if (n == 0 || n >= cap)
 		return errmsg_set(-EINVAL, "store rediss: %s=\"%.*s\" is not allowed (a file name "
 					   "of 1 to %zu bytes)",
-				  name, (int)n, v, cap - 1);
+				  name, QUOTE_LEN(n), v, cap - 1);
 	memcpy(dst, v, n);
 	dst[n] = 0;
 	return 0;
@@ -133,7 +137,7 @@ static int parse_options(struct redis_uri *u, const char *q, const char *end)
 				break;
 		if (i == 4)
 			return errmsg_set(-EINVAL, "store %s: unknown option \"%.*s\" (allowed: %s)",
-					  SCHEME(u), (int)(stop - q), q,
+					  SCHEME(u), QUOTE_LEN((size_t)(stop - q)), q,
 					  u->tls ? "timeout=MS, ca=PATH, cert=PATH, key=PATH, "
 						   "joined by '&'"
 						 : "?timeout=MS");
@@ -170,7 +174,7 @@ int redis_uri_parse(struct redis_uri *u, const char *arg, bool tls)
 	u->tls = tls;
 	u->timeout_ms = REDIS_TIMEOUT_MS;
 	if (!arg || strncmp(arg, "//", 2))
-		return errmsg_set(-EINVAL, "store %s: \"%s:%s\" is not a %s URI (allowed: %s)",
+		return errmsg_set(-EINVAL, "store %s: \"%s:%.80s\" is not a %s URI (allowed: %s)",
 				  SCHEME(u), SCHEME(u), arg ? arg : "", SCHEME(u), FORM(u));
 	p = arg + 2;
 	q = strchr(p, '?');
