@@ -88,7 +88,7 @@ struct redis_conn {
 };
 
 struct redis_shard {
-	char host[256];
+	const char *host; /* in the store's uri */
 	int port;
 	uint64_t retry_at;  /* atomic: puts fail at once until then (ns) */
 	int last_err;       /* atomic: the error that set retry_at */
@@ -335,7 +335,7 @@ static int redis_open_uri(const char *arg, bool tls, size_t limit, struct store 
 	objtable_init(&s->table);
 	s->nshards = s->uri.nservers;
 	for (unsigned i = 0; i < s->nshards; i++) {
-		snprintf(s->shard[i].host, sizeof(s->shard[i].host), "%s", s->uri.server[i].host);
+		s->shard[i].host = s->uri.server[i].host;
 		s->shard[i].port = s->uri.server[i].port;
 		for (unsigned k = 0; k < REDIS_CONNS; k++) {
 			pthread_mutex_init(&s->shard[i].conn[k].lock, NULL);

@@ -265,61 +265,13 @@ static void test_server_stops_and_restarts(void **state)
 static void test_fork(void **state)
 {
 	struct store *st = open_tls(two_servers);
-	struct suite_model m;
-	struct rng r;
-	int status, go[2];
-	pid_t pid;
-	char c = 0;
+	struct store_usage u;
 
 	(void)state;
-	assert_int_equal(pipe(go), 0);
-	rng_seed(&r, 0xf0c8);
-	suite_model_init(&m);
-	/* enough puts that every connection of both servers is up */
-	for (unsigned i = 0; i < 200; i++)
-		assert_int_equal(suite_put(st, &store_rediss, &m, &r, 1 + rng_below(&r, 9000)), 0);
-	fflush(NULL);
-	store_rediss.prefork(st);
-	pid = fork();
-	if (pid == 0) {
-		store_rediss.postfork_child(st);
-		for (unsigned i = 0; i < 100; i++)
-			suite_free(st, &store_rediss, &m, rng_below(&r, m.n));
-		for (unsigned i = 0; i < 200; i++)
-			if (suite_put(st, &store_rediss, &m, &r, 1 + rng_below(&r, 9000)))
-				_exit(2);
-		if (read(go[0], &c, 1) != 1)
-			_exit(3);
-		if (suite_verify_all(st, &store_rediss, &m) != -1 || store_rediss.check(st))
-			_exit(1);
-		store_rediss.close(st);
-		_exit(0);
-	}
-	store_rediss.postfork_parent(st);
-	assert_true(pid > 0);
-	rng_seed(&r, 0xbeef);
-	for (unsigned i = 0; i < 100; i++)
-		suite_free(st, &store_rediss, &m, rng_below(&r, m.n));
-	for (unsigned i = 0; i < 200; i++)
-		assert_int_equal(suite_put(st, &store_rediss, &m, &r, 1 + rng_below(&r, 9000)), 0);
-	assert_int_equal(write(go[1], &c, 1), 1);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	close(go[0]);
-	close(go[1]);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(suite_verify_all(st, &store_rediss, &m), -1);
-	assert_int_equal(store_rediss.check(st), 0);
-	{
-		struct store_usage u;
-
-		store_rediss.usage(st, &u);
-		assert_int_equal(u.errors, 0); /* the parent's sessions never broke */
-	}
-	while (m.n)
-		suite_free(st, &store_rediss, &m, 0);
+	suite_fork_shared(&store_rediss, st);
+	store_rediss.usage(st, &u);
+	assert_int_equal(u.errors, 0); /* the parent's sessions never broke */
 	store_rediss.close(st);
-	suite_model_fini(&m);
 }
 
 int main(void)
