@@ -29,11 +29,14 @@ static int redis_tls_certs(const char *dir)
 	snprintf(cmd, sizeof(cmd),
 		 "{ set -e; cd '%s'; "
 		 "command -v openssl >/dev/null || "
-		 "{ echo 'the TLS tests need the openssl command (Debian package openssl)'; exit 1; }; "
+		 "{ echo 'the TLS tests need the openssl command (Debian package openssl)'; exit "
+		 "1; }; "
 		 "key='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
 		 "for ca in ca other-ca; do "
-		 "  openssl req -x509 $key -keyout $ca.key -out $ca.crt -days 2 -subj /CN=uswap-test-$ca "
-		 "    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign,cRLSign; "
+		 "  openssl req -x509 $key -keyout $ca.key -out $ca.crt -days 2 -subj "
+		 "/CN=uswap-test-$ca "
+		 "    -addext basicConstraints=critical,CA:TRUE -addext "
+		 "keyUsage=keyCertSign,cRLSign; "
 		 "done; "
 		 "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext; "
 		 "printf 'extendedKeyUsage=clientAuth\\n' > client.ext; "
@@ -47,7 +50,8 @@ static int redis_tls_certs(const char *dir)
 	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " >'%s/openssl.log' 2>&1", dir);
 	rc = system(cmd);
 	if (rc != 0) {
-		fprintf(stderr, "making the test certificates in %s failed (status %#x):\n", dir, rc);
+		fprintf(stderr, "making the test certificates in %s failed (status %#x):\n", dir,
+			rc);
 		snprintf(cmd, sizeof(cmd), "cat '%s/openssl.log' >&2", dir);
 		if (system(cmd))
 			fprintf(stderr, "(no log)\n");

@@ -77,14 +77,16 @@ int redis_tls_new(const char *ca, const char *cert, const char *key, SSL_CTX **o
 		if (rc)
 			goto err_free_ctx;
 		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
-			rc = errmsg_set(-EINVAL, "store rediss: ca=%s holds no PEM certificate: %s "
-						 "(allowed: a PEM file of CA certificates)",
+			rc = errmsg_set(-EINVAL,
+					"store rediss: ca=%s holds no PEM certificate: %s "
+					"(allowed: a PEM file of CA certificates)",
 					ca, tls_error_text(err, sizeof(err)));
 			goto err_free_ctx;
 		}
 	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		rc = errmsg_set(-EINVAL, "store rediss: the system's CA certificates cannot be "
-					 "loaded: %s (give ca=PATH)",
+		rc = errmsg_set(-EINVAL,
+				"store rediss: the system's CA certificates cannot be "
+				"loaded: %s (give ca=PATH)",
 				tls_error_text(err, sizeof(err)));
 		goto err_free_ctx;
 	}
@@ -95,8 +97,9 @@ int redis_tls_new(const char *ca, const char *cert, const char *key, SSL_CTX **o
 		if (rc)
 			goto err_free_ctx;
 		if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-			rc = errmsg_set(-EINVAL, "store rediss: cert=%s holds no PEM certificate: %s",
-					cert, tls_error_text(err, sizeof(err)));
+			rc = errmsg_set(-EINVAL,
+					"store rediss: cert=%s holds no PEM certificate: %s", cert,
+					tls_error_text(err, sizeof(err)));
 			goto err_free_ctx;
 		}
 		if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
@@ -104,13 +107,15 @@ int redis_tls_new(const char *ca, const char *cert, const char *key, SSL_CTX **o
 
 			if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
 			    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
-				rc = errmsg_set(-EINVAL, "store rediss: key=%s does not belong to "
-							 "cert=%s",
+				rc = errmsg_set(-EINVAL,
+						"store rediss: key=%s does not belong to "
+						"cert=%s",
 						key, cert);
 				goto err_free_ctx;
 			}
-			rc = errmsg_set(-EINVAL, "store rediss: key=%s is not a usable private key: "
-						 "%s (allowed: a PEM key without a pass phrase)",
+			rc = errmsg_set(-EINVAL,
+					"store rediss: key=%s is not a usable private key: "
+					"%s (allowed: a PEM key without a pass phrase)",
 					key, tls_error_text(err, sizeof(err)));
 			goto err_free_ctx;
 		}
@@ -143,7 +148,7 @@ void redis_link_init(struct redis_link *l)
 
 /* Mark the link broken with err and a reason.  @return err */
 __attribute__((format(printf, 3, 4))) static int link_fail(struct redis_link *l, int err,
-							    const char *fmt, ...)
+							   const char *fmt, ...)
 {
 	va_list ap;
 
@@ -157,7 +162,7 @@ __attribute__((format(printf, 3, 4))) static int link_fail(struct redis_link *l,
 /* Wait until the socket is ready for events.  @return 0; -ETIMEDOUT */
 static int link_wait(struct redis_link *l, short events)
 {
-	struct pollfd p = { .fd = l->fd, .events = events };
+	struct pollfd p = {.fd = l->fd, .events = events};
 	int n;
 
 	do
@@ -211,8 +216,8 @@ static int tls_retry(struct redis_link *l, int rc, const char *what)
 	if (e == SSL_ERROR_ZERO_RETURN)
 		return link_fail(l, -EIO, "the server closed the TLS connection");
 	if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
-		return link_fail(l, -EIO, "%s", errno ? strerror(errno)
-						      : "the server closed the connection");
+		return link_fail(l, -EIO, "%s",
+				 errno ? strerror(errno) : "the server closed the connection");
 	if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 		ERR_clear_error();
 		return link_fail(l, -EIO, "the server closed the connection");
@@ -257,7 +262,7 @@ static int link_handshake(struct redis_link *l, const char *host, SSL_CTX *tls)
 int redis_link_connect(struct redis_link *l, const char *host, int port, SSL_CTX *tls,
 		       unsigned timeout_ms)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res, *ai;
 	char service[8];
 	int rc;
@@ -267,7 +272,8 @@ int redis_link_connect(struct redis_link *l, const char *host, int port, SSL_CTX
 	snprintf(service, sizeof(service), "%d", port);
 	rc = getaddrinfo(host, service, &hints, &res);
 	if (rc)
-		return link_fail(l, -EIO, "%s", rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return link_fail(l, -EIO, "%s",
+				 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
 	for (ai = res; ai; ai = ai->ai_next) {
 		if (l->fd >= 0)
 			close(l->fd);
@@ -322,7 +328,8 @@ static int link_flush(struct redis_link *l)
 			int rc;
 
 			ERR_clear_error();
-			rc = SSL_write(l->ssl, l->out + done, left > (1u << 30) ? 1 << 30 : (int)left);
+			rc = SSL_write(l->ssl, l->out + done,
+				       left > (1u << 30) ? 1 << 30 : (int)left);
 			if (rc > 0) {
 				done += (size_t)rc;
 				continue;

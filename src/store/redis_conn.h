@@ -27,14 +27,14 @@
 #include <stddef.h>
 
 struct redis_link {
-	int fd;		     /* -1: not connected */
-	SSL *ssl;	     /* NULL: plain TCP */
+	int fd;	  /* -1: not connected */
+	SSL *ssl; /* NULL: plain TCP */
 	redisReader *reader;
-	char *out;	     /* formatted commands not sent yet (malloc) */
+	char *out; /* formatted commands not sent yet (malloc) */
 	size_t out_len;
 	unsigned timeout_ms;
-	int err;	     /* 0, or the -errno that broke the link */
-	char why[200];	     /* what broke it, for messages */
+	int err;       /* 0, or the -errno that broke the link */
+	char why[200]; /* what broke it, for messages */
 };
 
 /*

@@ -39,10 +39,10 @@ static int parse_credentials(struct redis_uri *u, const char *p, const char *at)
 
 	if (!colon || (size_t)(colon - p) >= sizeof(u->user) ||
 	    (size_t)(at - colon - 1) >= sizeof(u->password))
-		return errmsg_set(-EINVAL, "store %s: the credentials before '@' must be "
-					   "[USER]:PASSWORD, at most %zu and %zu bytes (allowed: %s)",
-				  SCHEME(u), sizeof(u->user) - 1, sizeof(u->password) - 1,
-				  FORM(u));
+		return errmsg_set(-EINVAL,
+				  "store %s: the credentials before '@' must be "
+				  "[USER]:PASSWORD, at most %zu and %zu bytes (allowed: %s)",
+				  SCHEME(u), sizeof(u->user) - 1, sizeof(u->password) - 1, FORM(u));
 	memcpy(u->user, p, (size_t)(colon - p));
 	memcpy(u->password, colon + 1, (size_t)(at - colon - 1));
 	return 0;
@@ -95,21 +95,24 @@ static int parse_timeout(struct redis_uri *u, const char *v, size_t n)
 	u->timeout_ms = (unsigned)ms;
 	return 0;
 err_bad:
-	return errmsg_set(-EINVAL, "store %s: timeout \"%.*s\" is not allowed (milliseconds, 1 to %u)",
+	return errmsg_set(-EINVAL,
+			  "store %s: timeout \"%.*s\" is not allowed (milliseconds, 1 to %u)",
 			  SCHEME(u), QUOTE_LEN(n), v, REDIS_TIMEOUT_MAX_MS);
 }
 
 /* A file name option: ca, cert, key. */
-static int parse_path(struct redis_uri *u, const char *name, char *dst, size_t cap,
-		      const char *v, size_t n)
+static int parse_path(struct redis_uri *u, const char *name, char *dst, size_t cap, const char *v,
+		      size_t n)
 {
 	if (!u->tls)
-		return errmsg_set(-EINVAL, "store redis: option \"%s\" is for TLS only: use "
-					   "rediss:// (allowed for redis://: ?timeout=MS)",
+		return errmsg_set(-EINVAL,
+				  "store redis: option \"%s\" is for TLS only: use "
+				  "rediss:// (allowed for redis://: ?timeout=MS)",
 				  name);
 	if (n == 0 || n >= cap)
-		return errmsg_set(-EINVAL, "store rediss: %s=\"%.*s\" is not allowed (a file name "
-					   "of 1 to %zu bytes)",
+		return errmsg_set(-EINVAL,
+				  "store rediss: %s=\"%.*s\" is not allowed (a file name "
+				  "of 1 to %zu bytes)",
 				  name, QUOTE_LEN(n), v, cap - 1);
 	memcpy(dst, v, n);
 	dst[n] = 0;
@@ -128,7 +131,7 @@ static int parse_options(struct redis_uri *u, const char *q, const char *end)
 		size_t nlen = eq ? (size_t)(eq - q) : 0;
 		const char *v = eq ? eq + 1 : stop;
 		size_t vlen = (size_t)(stop - v);
-		static const char *const names[] = { "timeout", "ca", "cert", "key" };
+		static const char *const names[] = {"timeout", "ca", "cert", "key"};
 		unsigned i;
 		int rc;
 
@@ -136,14 +139,16 @@ static int parse_options(struct redis_uri *u, const char *q, const char *end)
 			if (eq && strlen(names[i]) == nlen && !memcmp(q, names[i], nlen))
 				break;
 		if (i == 4)
-			return errmsg_set(-EINVAL, "store %s: unknown option \"%.*s\" (allowed: %s)",
+			return errmsg_set(-EINVAL,
+					  "store %s: unknown option \"%.*s\" (allowed: %s)",
 					  SCHEME(u), QUOTE_LEN((size_t)(stop - q)), q,
 					  u->tls ? "timeout=MS, ca=PATH, cert=PATH, key=PATH, "
 						   "joined by '&'"
 						 : "?timeout=MS");
 		if (seen & 1u << i)
-			return errmsg_set(-EINVAL, "store %s: option \"%s\" given twice (allowed: "
-						   "each at most once)",
+			return errmsg_set(-EINVAL,
+					  "store %s: option \"%s\" given twice (allowed: "
+					  "each at most once)",
 					  SCHEME(u), names[i]);
 		seen |= 1u << i;
 		if (i == 0)
@@ -159,8 +164,9 @@ static int parse_options(struct redis_uri *u, const char *q, const char *end)
 		q = amp ? amp + 1 : end;
 	}
 	if (!u->cert[0] != !u->key[0])
-		return errmsg_set(-EINVAL, "store rediss: %s without %s (allowed: a client "
-					   "certificate is cert=PATH&key=PATH, both or neither)",
+		return errmsg_set(-EINVAL,
+				  "store rediss: %s without %s (allowed: a client "
+				  "certificate is cert=PATH&key=PATH, both or neither)",
 				  u->cert[0] ? "cert" : "key", u->cert[0] ? "key" : "cert");
 	return 0;
 }

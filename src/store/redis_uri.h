@@ -22,8 +22,8 @@
 #define REDIS_TIMEOUT_MAX_MS 600000u
 
 #define REDIS_FORM "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]"
-#define REDISS_FORM                                                                              \
-	"rediss://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS&ca=PATH&cert=PATH&key=" \
+#define REDISS_FORM                                                                                \
+	"rediss://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS&ca=PATH&cert=PATH&key="   \
 	"PATH]"
 
 struct redis_uri {

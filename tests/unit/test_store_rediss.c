@@ -115,8 +115,7 @@ static void test_options(void **state)
 	refused("//h:1?ca=a&ca=b", -EINVAL, "\"ca\" given twice", "allowed");
 	refused("//h:1?cert=/c.pem", -EINVAL, "cert without key", "allowed");
 	refused("//h:1?key=/k.pem", -EINVAL, "key without cert", "allowed");
-	refused("//h:1?ca=/nonexistent/ca.crt", -EINVAL, "ca=/nonexistent/ca.crt",
-		"No such file");
+	refused("//h:1?ca=/nonexistent/ca.crt", -EINVAL, "ca=/nonexistent/ca.crt", "No such file");
 	/* a file that is no certificate */
 	snprintf(arg, sizeof(arg), "//h:1?ca=%s/server.ext", dir);
 	refused(arg, -EINVAL, "server.ext", "PEM");
