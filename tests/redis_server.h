@@ -25,6 +25,7 @@ struct redis_server {
 	pid_t pid;
 	int port;
 	char password[32];
+	const char *const *args; /* more arguments, NULL-terminated (TLS) */
 };
 
 #define REDIS_TEST_MAX 8
@@ -105,7 +106,7 @@ static int redis_start(struct redis_server *s, const char *password, const char 
 	if (s->pid < 0)
 		return -1;
 	if (s->pid == 0) {
-		const char *argv[20] = { "redis-server", "--port", port, "--bind", "127.0.0.1",
+		const char *argv[48] = { "redis-server", "--port", port, "--bind", "127.0.0.1",
 					 "--save", "", "--appendonly", "no", "--loglevel",
 					 "warning" };
 		int n = 11;
@@ -118,6 +119,8 @@ static int redis_start(struct redis_server *s, const char *password, const char 
 			argv[n++] = extra1;
 			argv[n++] = extra2;
 		}
+		for (unsigned i = 0; s->args && s->args[i] && n < 47; i++)
+			argv[n++] = s->args[i];
 		/* the server's output would hold the test's pipes open */
 		int err = fcntl(2, F_DUPFD_CLOEXEC, 3);
 

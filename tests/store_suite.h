@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testlib.h"
 #include "core/errmsg.h"
@@ -647,6 +649,64 @@ static void suite_concurrency(void **state)
 	ops->close(st);
 	free(tid);
 	free(t);
+}
+
+/*
+ * fork with a medium the processes share (the Redis servers): between
+ * prefork and the postfork hooks, parent and child each free 100 of 200
+ * inherited objects and put 200 of their own, at the same time, each
+ * against its own model; then each reads everything back and checks the
+ * store.  Everything is freed at the end; the caller closes st.
+ */
+__attribute__((unused)) static void suite_fork_shared(const struct store_ops *ops,
+						      struct store *st)
+{
+	struct suite_model m;
+	struct rng r;
+	int status, go[2];
+	pid_t pid;
+	char c = 0;
+
+	assert_int_equal(pipe(go), 0);
+	rng_seed(&r, 0xf0c8);
+	suite_model_init(&m);
+	for (unsigned i = 0; i < 200; i++)
+		assert_int_equal(suite_put(st, ops, &m, &r, 1 + rng_below(&r, 9000)), 0);
+	fflush(NULL);
+	ops->prefork(st);
+	pid = fork();
+	if (pid == 0) {
+		ops->postfork_child(st);
+		for (unsigned i = 0; i < 100; i++)
+			suite_free(st, ops, &m, rng_below(&r, m.n));
+		for (unsigned i = 0; i < 200; i++)
+			if (suite_put(st, ops, &m, &r, 1 + rng_below(&r, 9000)))
+				_exit(2);
+		if (read(go[0], &c, 1) != 1)
+			_exit(3);
+		if (suite_verify_all(st, ops, &m) != -1 || ops->check(st))
+			_exit(1);
+		ops->close(st);
+		_exit(0);
+	}
+	ops->postfork_parent(st);
+	assert_true(pid > 0);
+	rng_seed(&r, 0xbeef);
+	for (unsigned i = 0; i < 100; i++)
+		suite_free(st, ops, &m, rng_below(&r, m.n));
+	for (unsigned i = 0; i < 200; i++)
+		assert_int_equal(suite_put(st, ops, &m, &r, 1 + rng_below(&r, 9000)), 0);
+	assert_int_equal(write(go[1], &c, 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(go[0]);
+	close(go[1]);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(suite_verify_all(st, ops, &m), -1);
+	assert_int_equal(ops->check(st), 0);
+	while (m.n)
+		suite_free(st, ops, &m, 0);
+	suite_model_fini(&m);
 }
 
 /* The suite's tests, for a cmocka test array; cfg is a (non-const) struct

@@ -26,7 +26,8 @@ const struct option_doc options_table[] = {
 	{ "USWAP_CODEC", "--codec", "NAME", "lz4", "compressor: lz4, zstd or none" },
 	{ "USWAP_STORE", "--store", "URI", "ram",
 	  "where evicted folios go: ram, file:DIR, ram,file:DIR[,ram=SIZE], "
-	  "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS] (docs/STORES.md)" },
+	  "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS], "
+	  "rediss://...[?timeout=MS&ca=PATH&cert=PATH&key=PATH] (TLS) (docs/STORES.md)" },
 	{ "USWAP_FOLIO", "--folio", "SIZE", "64K",
 	  "folio size: a power of two from 4K to 2M" },
 	{ "USWAP_STORE_LIMIT", "--store-limit", "SIZE", "0 (no limit)",

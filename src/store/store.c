@@ -42,5 +42,6 @@ const struct store_ops *store_find(const char *uri, const char **arg)
 const char *store_names(void)
 {
 	return "ram; file:DIR; ram,file:DIR[,ram=SIZE]; "
-	       "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]";
+	       "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]; "
+	       "rediss://[[USER]:PASSWORD@]HOST:PORT[,...][?timeout=MS&ca=PATH&cert=PATH&key=PATH]";
 }

@@ -144,7 +144,8 @@ extern const struct store_ops store_file;
 extern const struct store_ops store_tier;
 /*  - redis: "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]",
  *    objects as keys on Redis servers, sharded (see store_redis.c).
- *  - rediss: TLS, not supported (its open says why). */
+ *  - rediss: the same over TLS, "rediss://...[?timeout=MS&ca=PATH&cert=PATH
+ *    &key=PATH]" (see redis_uri.h). */
 extern const struct store_ops store_redis;
 extern const struct store_ops store_rediss;
 

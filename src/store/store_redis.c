@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The redis store, "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]
- * [?timeout=MS]": objects as keys on one or more Redis servers (hiredis).
+ * [?timeout=MS]", and over TLS "rediss://...[?...&ca=PATH&cert=PATH&key=PATH]"
+ * (redis_uri.h): objects as keys on one or more Redis servers.  hiredis
+ * formats the commands and parses the answers; redis_conn.c carries the
+ * bytes, over TCP or TLS, so that both schemes share every other line.
  *
  * Keys.  Every process has a prefix of its own, "uswap:HOSTNAME:PID:RANDOM:",
  * and an object's key is the prefix and a number that the process never
@@ -31,8 +34,10 @@
  * maxmemory policy) fails the get with -ESRCH: the data is gone, and the
  * runtime poisons the page rather than show wrong bytes.
  *
- * TLS ("rediss://") is not supported: Debian 12's hiredis (0.14) has no
- * TLS; see docs/STORES.md.
+ * TLS.  Debian 12's hiredis (0.14) has no TLS of its own: the links do it
+ * with OpenSSL (one SSL_CTX per store, one SSL per connection), the
+ * server's certificate checked against the CA and the host name.  A
+ * certificate refused fails with -EACCES, as a refused password does.
  *
  * fork.  Parent and child would share the connections (the sockets): the
  * child drops its copies without a word to the server and connects anew.
@@ -40,7 +45,7 @@
  * process deletes their keys (the other may read them), and the child
  * writes under a new prefix of its own.
  *
- * hiredis allocates with malloc: a process whose malloc heap is managed
+ * hiredis and OpenSSL allocate with malloc: a process whose malloc heap is managed
  * memory must not use this store (the handler would fault on managed
  * memory).  Lock order: store lock -> connection locks; the store lock is
  * never held during a round trip.
@@ -48,7 +53,6 @@
 #include "store.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -62,12 +66,12 @@
 #include "../core/errmsg.h"
 #include "../os/os.h"
 #include "objtable.h"
+#include "redis_conn.h"
+#include "redis_uri.h"
 
-#define REDIS_SHARDS_MAX 16u
 #define REDIS_CONNS 4u
 #define REDIS_SEGS_MAX 16u
 #define REDIS_PENDING_MAX 64u
-#define REDIS_TIMEOUT_MS 2000u
 #define REDIS_MAX_LEN ((16u << 20) - 1)
 #define REDIS_SHARED 0x1u
 /* After a server failed, puts to it fail at once for this long: an
@@ -78,13 +82,13 @@
 
 struct redis_conn {
 	pthread_mutex_t lock;
-	redisContext *c;  /* NULL: connect at the next use */
+	struct redis_link link; /* not up: connect at the next use */
 	unsigned pending; /* DELs sent or queued, answers not read */
 	bool down;        /* the last attempt failed (said on stderr) */
 };
 
 struct redis_shard {
-	char host[256];
+	const char *host; /* in the store's uri */
 	int port;
 	uint64_t retry_at;  /* atomic: puts fail at once until then (ns) */
 	int last_err;       /* atomic: the error that set retry_at */
@@ -99,101 +103,12 @@ struct redis_store {
 	unsigned nsegs, own;
 	unsigned nshards;
 	struct redis_shard shard[REDIS_SHARDS_MAX];
-	char user[128], password[256];
-	unsigned timeout_ms;
+	struct redis_uri uri; /* servers, credentials, timeout, TLS files */
+	SSL_CTX *tls;	      /* rediss: shared by the connections; NULL: plain */
 	size_t limit;
 	bool broken; /* a forked process with no prefix of its own */
 	struct store_usage u;
 };
-
-/* ---- the URI ---- */
-
-static int parse_port(const char *s, size_t n, int *port)
-{
-	char buf[8];
-	char *end;
-	long v;
-
-	if (n == 0 || n >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, s, n);
-	buf[n] = 0;
-	v = strtol(buf, &end, 10);
-	if (*end || v < 1 || v > 65535)
-		return -EINVAL;
-	*port = (int)v;
-	return 0;
-}
-
-#define REDIS_FORM "redis://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?timeout=MS]"
-
-/* arg is what follows "redis:" */
-static int redis_parse(struct redis_store *s, const char *arg)
-{
-	const char *p, *at, *q, *end;
-
-	if (!arg || strncmp(arg, "//", 2))
-		return errmsg_set(-EINVAL, "store redis: \"redis:%s\" is not a redis URI (allowed: "
-					   REDIS_FORM ")",
-				  arg ? arg : "");
-	p = arg + 2;
-	q = strchr(p, '?');
-	end = q ? q : p + strlen(p);
-	at = memchr(p, '@', (size_t)(end - p));
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-
-		if (!colon || (size_t)(colon - p) >= sizeof(s->user) ||
-		    (size_t)(at - colon - 1) >= sizeof(s->password))
-			return errmsg_set(-EINVAL, "store redis: the credentials before '@' must be "
-						   "[USER]:PASSWORD (allowed: " REDIS_FORM ")");
-		memcpy(s->user, p, (size_t)(colon - p));
-		memcpy(s->password, colon + 1, (size_t)(at - colon - 1));
-		p = at + 1;
-	}
-	while (p < end) {
-		const char *comma = memchr(p, ',', (size_t)(end - p));
-		const char *stop = comma ? comma : end;
-		const char *colon = NULL;
-		struct redis_shard *sh;
-
-		for (const char *c = p; c < stop; c++)
-			if (*c == ':')
-				colon = c;
-		if (s->nshards == REDIS_SHARDS_MAX)
-			return errmsg_set(-EINVAL, "store redis: more than %u servers",
-					  REDIS_SHARDS_MAX);
-		sh = &s->shard[s->nshards];
-		if (!colon || colon == p || (size_t)(colon - p) >= sizeof(sh->host) ||
-		    parse_port(colon + 1, (size_t)(stop - colon - 1), &sh->port))
-			return errmsg_set(-EINVAL,
-					  "store redis: \"%.*s\" is not HOST:PORT (a port from 1 to "
-					  "65535; allowed: " REDIS_FORM ")",
-					  (int)(stop - p), p);
-		memcpy(sh->host, p, (size_t)(colon - p));
-		s->nshards++;
-		p = comma ? comma + 1 : end;
-	}
-	if (!s->nshards)
-		return errmsg_set(-EINVAL, "store redis: no server given (allowed: " REDIS_FORM ")");
-	s->timeout_ms = REDIS_TIMEOUT_MS;
-	if (q) {
-		char *e;
-		unsigned long v;
-
-		if (strncmp(q, "?timeout=", 9))
-			return errmsg_set(-EINVAL, "store redis: unknown option \"%s\" (allowed: "
-						   "?timeout=MS)",
-					  q);
-		v = strtoul(q + 9, &e, 10);
-		if (*e || q[9] < '0' || q[9] > '9' || v < 1 || v > 600000)
-			return errmsg_set(-EINVAL, "store redis: timeout \"%s\" is not allowed "
-						   "(milliseconds, 1 to 600000)",
-					  q + 9);
-		s->timeout_ms = (unsigned)v;
-	}
-	return 0;
-}
 
 static void prefix_make(struct redis_store *s, unsigned seg)
 {
@@ -244,9 +159,7 @@ static void sigpipe_restore(const sigset_t *old)
 
 static void conn_drop(struct redis_conn *k)
 {
-	if (k->c)
-		redisFree(k->c);
-	k->c = NULL;
+	redis_link_close(&k->link);
 	k->pending = 0;
 }
 
@@ -254,18 +167,14 @@ static void conn_drop(struct redis_conn *k)
 static int conn_error(struct redis_store *s, struct redis_shard *sh, struct redis_conn *k,
 		      const char *what)
 {
-	int err = errno;
-	bool timeout = k->c && k->c->err == REDIS_ERR_IO &&
-		       (err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT ||
-			strstr(k->c->errstr, "temporarily unavailable") ||
-			strstr(k->c->errstr, "timed out"));
-	int rc = timeout ? -ETIMEDOUT : -EIO;
-	char why[160];
+	int rc = k->link.err ? k->link.err : -EIO;
+	char why[sizeof(k->link.why) + sizeof(s->uri.ca) + 64];
 
-	if (timeout)
-		snprintf(why, sizeof(why), "no answer within %u ms", s->timeout_ms);
-	else
-		snprintf(why, sizeof(why), "%s", k->c ? k->c->errstr : "cannot connect");
+	/* a certificate refused: say which CA refused it */
+	snprintf(why, sizeof(why), "%s%s%s%s", k->link.err ? k->link.why : "cannot connect",
+		 rc == -EACCES ? " (checked against " : "",
+		 rc != -EACCES ? "" : s->uri.ca[0] ? s->uri.ca : "the system's CA certificates",
+		 rc == -EACCES ? ")" : "");
 	store_count(&s->u.errors, 1);
 	if (!k->down)
 		fprintf(stderr, "uswap: store redis: %s:%d: %s: %s (puts to it pause for 1 s)\n",
@@ -277,26 +186,35 @@ static int conn_error(struct redis_store *s, struct redis_shard *sh, struct redi
 	return errmsg_set(rc, "store redis: %s:%d: %s: %s", sh->host, sh->port, what, why);
 }
 
+/* One command and its answer, on a link with nothing pending.
+ * @return 0 and *r; -errno (the link is broken) */
+static int link_call(struct redis_link *l, int argc, const char **argv, redisReply **r)
+{
+	size_t lens[3];
+
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	return redis_link_append(l, argc, argv, lens) ? l->err : redis_link_reply(l, r);
+}
+
 /* Connected and authenticated, or -errno.  Connection lock held. */
 static int conn_ready(struct redis_store *s, struct redis_shard *sh, struct redis_conn *k)
 {
-	struct timeval tv = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000 };
 	redisReply *r;
 
-	if (k->c && !k->c->err)
+	if (redis_link_up(&k->link))
 		return 0;
 	conn_drop(k);
-	k->c = redisConnectWithTimeout(sh->host, sh->port, tv);
-	if (!k->c || k->c->err)
-		return conn_error(s, sh, k, "connect");
-	if (redisSetTimeout(k->c, tv) != REDIS_OK)
-		return conn_error(s, sh, k, "setting the timeout");
-	if (s->password[0]) {
-		if (s->user[0])
-			r = redisCommand(k->c, "AUTH %s %s", s->user, s->password);
-		else
-			r = redisCommand(k->c, "AUTH %s", s->password);
-		if (!r)
+	if (redis_link_connect(&k->link, sh->host, sh->port, s->tls, s->uri.timeout_ms))
+		return conn_error(s, sh, k, s->tls ? "TLS connect" : "connect");
+	if (s->uri.password[0]) {
+		/* AUTH PASSWORD, or AUTH USER PASSWORD (Redis 6 ACL) */
+		const char *with_user[3] = { "AUTH", s->uri.user, s->uri.password };
+		const char *without[2] = { "AUTH", s->uri.password };
+		int rc = s->uri.user[0] ? link_call(&k->link, 3, with_user, &r)
+					: link_call(&k->link, 2, without, &r);
+
+		if (rc)
 			return conn_error(s, sh, k, "AUTH");
 		if (r->type == REDIS_REPLY_ERROR) {
 			int rc = errmsg_set(-EACCES, "store redis: %s:%d refused the password: %s",
@@ -347,11 +265,11 @@ static struct redis_conn *conn_take(struct redis_store *s, uint64_t id, struct r
 static int conn_drain(struct redis_store *s, struct redis_shard *sh, struct redis_conn *k)
 {
 	while (k->pending) {
-		void *r;
+		redisReply *r;
 
-		if (redisGetReply(k->c, &r) != REDIS_OK)
+		if (redis_link_reply(&k->link, &r))
 			return conn_error(s, sh, k, "DEL");
-		if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
+		if (r->type == REDIS_REPLY_ERROR)
 			store_count(&s->u.errors, 1);
 		freeReplyObject(r);
 		k->pending--;
@@ -366,17 +284,17 @@ static int conn_call(struct redis_store *s, struct redis_shard *sh, struct redis
 		     int argc, const char **argv, const size_t *lens, redisReply **out)
 {
 	for (int attempt = 0;; attempt++) {
-		bool fresh = !k->c || k->c->err;
-		void *r;
+		bool fresh = !redis_link_up(&k->link);
+		redisReply *r = NULL;
 		int rc = conn_ready(s, sh, k);
 
 		if (rc)
 			return rc;
-		if (redisAppendCommandArgv(k->c, argc, argv, lens) != REDIS_OK)
+		if (redis_link_append(&k->link, argc, argv, lens))
 			rc = conn_error(s, sh, k, argv[0]);
 		else if (k->pending && conn_drain(s, sh, k))
 			rc = -EIO; /* conn_drain said it */
-		else if (redisGetReply(k->c, &r) != REDIS_OK)
+		else if (redis_link_reply(&k->link, &r))
 			rc = conn_error(s, sh, k, argv[0]);
 		if (!rc) {
 			conn_answered(sh, k);
@@ -397,7 +315,8 @@ static void key_of(const struct redis_store *s, unsigned seg, uint64_t id, char 
 
 static void redis_close(struct store *st);
 
-static int redis_open(const char *arg, size_t limit, struct store **out)
+/* redis:// (tls false) and rediss:// */
+static int redis_open_uri(const char *arg, bool tls, size_t limit, struct store **out)
 {
 	struct redis_store *s = os_mem_map(sizeof(*s));
 	sigset_t old;
@@ -405,16 +324,24 @@ static int redis_open(const char *arg, size_t limit, struct store **out)
 
 	if (!s)
 		return -ENOMEM;
-	rc = redis_parse(s, arg);
+	rc = redis_uri_parse(&s->uri, arg, tls);
+	if (rc == 0 && tls)
+		rc = redis_tls_new(s->uri.ca, s->uri.cert, s->uri.key, &s->tls);
 	if (rc) {
 		os_mem_unmap(s, sizeof(*s));
 		return rc;
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	objtable_init(&s->table);
-	for (unsigned i = 0; i < s->nshards; i++)
-		for (unsigned k = 0; k < REDIS_CONNS; k++)
+	s->nshards = s->uri.nservers;
+	for (unsigned i = 0; i < s->nshards; i++) {
+		s->shard[i].host = s->uri.server[i].host;
+		s->shard[i].port = s->uri.server[i].port;
+		for (unsigned k = 0; k < REDIS_CONNS; k++) {
 			pthread_mutex_init(&s->shard[i].conn[k].lock, NULL);
+			redis_link_init(&s->shard[i].conn[k].link);
+		}
+	}
 	s->limit = limit;
 	s->nsegs = 1;
 	prefix_make(s, 0);
@@ -427,14 +354,15 @@ static int redis_open(const char *arg, size_t limit, struct store **out)
 		pthread_mutex_lock(&k->lock);
 		rc = conn_ready(s, &s->shard[i], k);
 		if (rc == 0) {
-			redisReply *r = redisCommand(k->c, "PING");
+			const char *ping[1] = { "PING" };
+			redisReply *r = NULL;
 
-			if (!r)
+			if (link_call(&k->link, 1, ping, &r))
 				rc = conn_error(s, &s->shard[i], k, "PING");
 			else if (r->type == REDIS_REPLY_ERROR)
-				rc = errmsg_set(-EACCES, "store redis: %s:%d: %s (give the password: "
-							 REDIS_FORM ")",
-						s->shard[i].host, s->shard[i].port, r->str);
+				rc = errmsg_set(-EACCES, "store redis: %s:%d: %s (give the password: %s)",
+						s->shard[i].host, s->shard[i].port, r->str,
+						tls ? REDISS_FORM : REDIS_FORM);
 			if (r)
 				freeReplyObject(r);
 		}
@@ -452,6 +380,16 @@ static int redis_open(const char *arg, size_t limit, struct store **out)
 	return 0;
 }
 
+static int redis_open(const char *arg, size_t limit, struct store **out)
+{
+	return redis_open_uri(arg, false, limit, out);
+}
+
+static int rediss_open(const char *arg, size_t limit, struct store **out)
+{
+	return redis_open_uri(arg, true, limit, out);
+}
+
 static void redis_close(struct store *st)
 {
 	struct redis_store *s = (struct redis_store *)st;
@@ -462,7 +400,7 @@ static void redis_close(struct store *st)
 		for (unsigned k = 0; k < REDIS_CONNS; k++) {
 			struct redis_conn *c = &s->shard[i].conn[k];
 
-			if (c->c && !c->c->err && c->pending)
+			if (redis_link_up(&c->link) && c->pending)
 				conn_drain(s, &s->shard[i], c); /* the last DELs */
 			conn_drop(c);
 			pthread_mutex_destroy(&c->lock);
@@ -471,6 +409,8 @@ static void redis_close(struct store *st)
 	sigpipe_restore(&old);
 	objtable_destroy(&s->table);
 	pthread_mutex_destroy(&s->lock);
+	if (s->tls)
+		redis_tls_free(s->tls);
 	os_mem_unmap(s, sizeof(*s));
 }
 
@@ -664,7 +604,7 @@ static void redis_free(struct store *st, store_handle_t h)
 	sigpipe_block(&old);
 	k = conn_take(s, id, &sh);
 	if (conn_ready(s, sh, k) == 0) {
-		if (redisAppendCommandArgv(k->c, 2, argv, lens) == REDIS_OK)
+		if (redis_link_append(&k->link, 2, argv, lens) == 0)
 			k->pending++;
 		else
 			conn_error(s, sh, k, "DEL");
@@ -788,19 +728,20 @@ const struct store_ops store_redis = {
 	.postfork_child = redis_postfork_child,
 };
 
-/* "rediss://": named so that the message says why it does not work. */
-static int rediss_open(const char *arg, size_t limit, struct store **out)
-{
-	(void)arg;
-	(void)limit;
-	(void)out;
-	return errmsg_set(-EINVAL, "store rediss (redis over TLS) is not supported: Debian 12's "
-				   "hiredis (0.14) has no TLS; use redis:// on a trusted network or "
-				   "through a TLS tunnel (docs/STORES.md)");
-}
-
+/* The same store over TLS: only open differs (it makes the TLS context). */
 const struct store_ops store_rediss = {
 	.version = STORE_OPS_VERSION,
 	.name = "rediss",
 	.open = rediss_open,
+	.close = redis_close,
+	.put = redis_put,
+	.get = redis_get,
+	.free = redis_free,
+	.usage = redis_usage,
+	.compact = redis_compact,
+	.max_len = REDIS_MAX_LEN,
+	.check = redis_check,
+	.prefork = redis_prefork,
+	.postfork_parent = redis_postfork_parent,
+	.postfork_child = redis_postfork_child,
 };

@@ -12,6 +12,10 @@
  *  - options_resolve on a config made of the strings: accepted values are
  *    in their documented ranges, refusals have a message.
  *  - store_find: a store is found only by its name, before any colon.
+ *  - redis_uri_parse (redis:// and rediss://, no network): an accepted URI
+ *    has 1 to 16 servers with ports 1 to 65535, a timeout in range, TLS
+ *    files only for rediss and a client key exactly with a certificate; a
+ *    refusal is -EINVAL with a message saying what is allowed.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -23,6 +27,7 @@
 #include "core/errmsg.h"
 #include "lib/options.h"
 #include "runtime/instance.h"
+#include "store/redis_uri.h"
 #include "store/store.h"
 
 static void fail(const char *what, const char *s)
@@ -160,6 +165,33 @@ static void check_store_uri(const char *uri)
 		fail("the store arg is not the text after the colon", uri);
 }
 
+static void check_redis_uri(const char *s, bool tls)
+{
+	static struct redis_uri u; /* 6 KiB: not on the fuzzer's stack */
+	int rc = redis_uri_parse(&u, s, tls);
+
+	if (rc) {
+		if (rc != -EINVAL || !strstr(errmsg_get(), "allowed"))
+			fail("a redis URI refused without -EINVAL and the allowed form", s);
+		return;
+	}
+	if (strncmp(s, "//", 2) || u.tls != tls)
+		fail("a redis URI accepted without \"//\"", s);
+	if (u.nservers < 1 || u.nservers > REDIS_SHARDS_MAX)
+		fail("a redis URI accepted with a wrong number of servers", s);
+	for (unsigned i = 0; i < u.nservers; i++)
+		if (!u.server[i].host[0] || u.server[i].port < 1 || u.server[i].port > 65535)
+			fail("a redis server accepted without a host or with a bad port", s);
+	if (u.timeout_ms < 1 || u.timeout_ms > REDIS_TIMEOUT_MAX_MS)
+		fail("a redis timeout accepted out of range", s);
+	if (!tls && (u.ca[0] || u.cert[0] || u.key[0]))
+		fail("TLS files accepted for redis://", s);
+	if (!u.cert[0] != !u.key[0])
+		fail("a client certificate without its key (or the reverse) accepted", s);
+	if (u.password[0] && !strchr(s, '@'))
+		fail("a password without '@'", s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -182,6 +214,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < n; i++) {
 		check_size(str[i]);
 		check_store_uri(str[i]);
+		check_redis_uri(str[i], false);
+		check_redis_uri(str[i], true);
 	}
 	check_env(str, n);
 	check_resolve(data, size, str, n);

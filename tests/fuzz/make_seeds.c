@@ -90,6 +90,9 @@ static void options_seeds(void)
 		"1T\nlz5\nredis:host\n0\n2\n-1\n3K\nfile:/tmp",
 		"18446744073709551615\n\n:\n65\nx\n\n12B\n",
 		"4096B\n9999999999999999999999K\nram:x\n007\n",
+		/* redis URIs: the fuzz target parses each line as redis and rediss */
+		("//u:pw@h:1,[::1]:6379?timeout=5&ca=/c&cert=/x&key=/y\n//h:1?ca=\n//:p@h:65535?key=k"
+		 "\n//h:0?timeout=600001&timeout=1\nrediss://h:1?ca=/etc/ssl/ca.pem\n//h:2?cert=a&sni=b"),
 	};
 	unsigned i;
 

@@ -7,7 +7,9 @@
  * and fork (parent and children change their own copies, both read what
  * they inherited from the shared file or servers).  Then a redis server
  * that stops answering: page-out fails, the data stays resident and
- * correct, and works again when the server is back.
+ * correct, and works again when the server is back.  The redis store over
+ * TLS (rediss://, two servers with TLS ports, certificates made by the
+ * test: redis_tls.h) runs the same cycle and forks.
  *
  * uswap-test-labels: threads
  */
@@ -23,7 +25,7 @@
 
 #include "testlib.h"
 #include "pagegen.h"
-#include "redis_server.h"
+#include "redis_tls.h"
 #include "uswap.h"
 
 /* fork with handler threads; fork hooks hold every lock (testlib.h) */
@@ -33,9 +35,10 @@ TESTLIB_TSAN_DEFAULTS("detect_deadlocks=0:die_after_fork=0")
 #define PAGE_SEED 29 /* the pages' contents: pagegen_fill(seed, page, version) */
 #define MiB (1ul << 20)
 
-static char dir[64];
-static char uri_file[128], uri_tier[128], uri_redis[128];
+static char dir[64], tls_dir[64];
+static char uri_file[128], uri_tier[128], uri_redis[128], uri_rediss[256];
 static struct redis_server srv_a, srv_b, srv_slow;
+static struct redis_tls_server tls_a, tls_b;
 
 static void expect_page(char *buf, size_t i, uint64_t v)
 {
@@ -61,16 +64,29 @@ static int setup(void **state)
 	snprintf(uri_tier, sizeof(uri_tier), "ram,file:%s,ram=1M", dir);
 	snprintf(uri_redis, sizeof(uri_redis), "redis://127.0.0.1:%d,127.0.0.1:%d", srv_a.port,
 		 srv_b.port);
+	strcpy(tls_dir, "/tmp/uswap-stores-tls-XXXXXX");
+	if (!mkdtemp(tls_dir) || redis_tls_certs(tls_dir) ||
+	    redis_tls_start(&tls_a, tls_dir, NULL, false) ||
+	    redis_tls_start(&tls_b, tls_dir, NULL, false))
+		return -1;
+	/* one server by address, one by name (the certificate has both) */
+	snprintf(uri_rediss, sizeof(uri_rediss), "rediss://127.0.0.1:%d,localhost:%d?ca=%s/ca.crt",
+		 tls_a.tls_port, tls_b.tls_port, tls_dir);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
+	char cmd[128];
+
 	redis_stop(&srv_a);
 	redis_stop(&srv_b);
+	redis_stop(&tls_a.srv);
+	redis_stop(&tls_b.srv);
 	rmdir(dir);
-	return 0;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tls_dir);
+	return system(cmd) == 0 ? 0 : -1;
 }
 
 /* Under a budget: the reclaimer and faults move data through the store. */
@@ -121,6 +137,12 @@ static void test_cycle_redis(void **state)
 {
 	(void)state;
 	cycle(uri_redis);
+}
+
+static void test_cycle_rediss(void **state)
+{
+	(void)state;
+	cycle(uri_rediss);
 }
 
 /* Each generation checks what it inherited, changes a third of it, pages
@@ -205,6 +227,12 @@ static void test_fork_redis(void **state)
 	fork_generations(uri_redis);
 }
 
+static void test_fork_rediss(void **state)
+{
+	(void)state;
+	fork_generations(uri_rediss);
+}
+
 /* A redis server that stops answering: PAGEOUT fails, nothing is lost, the
  * pages stay resident; when it answers again, page-out works. */
 static void test_redis_server_stops(void **state)
@@ -281,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_cycle_tier),     cmocka_unit_test(test_cycle_redis),
 		cmocka_unit_test(test_fork_file),      cmocka_unit_test(test_fork_tier),
 		cmocka_unit_test(test_fork_redis),     cmocka_unit_test(test_redis_server_stops),
+		cmocka_unit_test(test_cycle_rediss),   cmocka_unit_test(test_fork_rediss),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

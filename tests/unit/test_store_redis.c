@@ -75,10 +75,11 @@ static void test_bad_uris(void **state)
 		assert_int_equal(store_redis.open(bad[i], 0, &st), -EINVAL);
 		assert_non_null(strstr(errmsg_get(), "allowed") ? errmsg_get() : NULL);
 	}
-	/* TLS: a clear "not supported" */
+	/* TLS options on a plain URI: refused, pointing to rediss:// (the TLS
+	 * store has its tests in test_store_rediss.c) */
 	assert_ptr_equal(store_find("rediss://127.0.0.1:6380", &arg), &store_rediss);
-	assert_int_equal(store_rediss.open(arg, 0, &st), -EINVAL);
-	assert_non_null(strstr(errmsg_get(), "not supported"));
+	assert_int_equal(store_redis.open("//127.0.0.1:6380?ca=/etc/ssl/ca.pem", 0, &st), -EINVAL);
+	assert_non_null(strstr(errmsg_get(), "rediss://"));
 	/* nobody listens: said at open, naming the server */
 	snprintf(uri, sizeof(uri), "//127.0.0.1:%d", redis_free_port());
 	assert_true(store_redis.open(uri, 0, &st) < 0);
@@ -275,54 +276,10 @@ static void test_server_full(void **state)
 static void test_fork(void **state)
 {
 	struct store *st = open_uri(two_servers, 0);
-	struct suite_model m;
-	struct rng r;
-	int status, go[2];
-	pid_t pid;
-	char c = 0;
 
 	(void)state;
-	assert_int_equal(pipe(go), 0);
-	rng_seed(&r, 0xf0c8);
-	suite_model_init(&m);
-	for (unsigned i = 0; i < 200; i++)
-		assert_int_equal(suite_put(st, &store_redis, &m, &r, 1 + rng_below(&r, 9000)), 0);
-	fflush(NULL);
-	store_redis.prefork(st);
-	pid = fork();
-	if (pid == 0) {
-		store_redis.postfork_child(st);
-		for (unsigned i = 0; i < 100; i++)
-			suite_free(st, &store_redis, &m, rng_below(&r, m.n));
-		for (unsigned i = 0; i < 200; i++)
-			if (suite_put(st, &store_redis, &m, &r, 1 + rng_below(&r, 9000)))
-				_exit(2);
-		if (read(go[0], &c, 1) != 1)
-			_exit(3);
-		if (suite_verify_all(st, &store_redis, &m) != -1 || store_redis.check(st))
-			_exit(1);
-		store_redis.close(st);
-		_exit(0);
-	}
-	store_redis.postfork_parent(st);
-	assert_true(pid > 0);
-	rng_seed(&r, 0xbeef);
-	for (unsigned i = 0; i < 100; i++)
-		suite_free(st, &store_redis, &m, rng_below(&r, m.n));
-	for (unsigned i = 0; i < 200; i++)
-		assert_int_equal(suite_put(st, &store_redis, &m, &r, 1 + rng_below(&r, 9000)), 0);
-	assert_int_equal(write(go[1], &c, 1), 1);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	close(go[0]);
-	close(go[1]);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(suite_verify_all(st, &store_redis, &m), -1);
-	assert_int_equal(store_redis.check(st), 0);
-	while (m.n)
-		suite_free(st, &store_redis, &m, 0);
+	suite_fork_shared(&store_redis, st);
 	store_redis.close(st);
-	suite_model_fini(&m);
 }
 
 int main(void)
