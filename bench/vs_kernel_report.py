@@ -8,6 +8,11 @@ microseconds per 4 KiB access of each side, the median faults, and the ratio
 uswap/kernel computed pair by pair (same repetition), then memory, metadata
 and issue 6's targets, each met or missed.  Exits 1 when a run failed or
 read a wrong byte: a fast wrong answer is not a result.
+
+The memory compared is zram's mem_used_total against uswap's store bytes
+(RAM) for the zram baseline; for a disk baseline (--baseline disk:DIR) it is
+the swap file's Used against the bytes of uswap's store file (disk), and
+issue 6's targets, set against zram, are not claimed.
 """
 import json
 import os
@@ -44,8 +49,14 @@ def phase_value(phase, key):
     return lambda r: r["phases"].get(phase, {}).get(key)
 
 
-def mem_value(point):
-    return lambda r: (r["memory"].get(point) or {}).get("store_mem_bytes")
+# The memory figure each run reports, by baseline, and how the table names it.
+MEM_KEY = {"zram": "store_mem_bytes", "disk": "store_disk_bytes"}
+MEM_TITLE = {"zram": "store memory in RAM (zram mem_used_total / uswap store)",
+             "disk": "disk bytes used (swap file Used in /proc/swaps / uswap store file)"}
+
+
+def mem_value(point, key):
+    return lambda r: (r["memory"].get(point) or {}).get(key)
 
 
 def summarise(runs):
@@ -58,9 +69,17 @@ def summarise(runs):
                                         ("label", "rep", "kind", "failed", "wrong_pages")})
     first = next((r for r in runs if not r.get("failed")), {})
     uswap_first = next((r for r in runs if r.get("label") == "uswap" and not r.get("failed")), {})
+    baselines = {r.get("baseline", "zram") for r in runs}
+    if len(baselines) != 1 or not baselines <= set(MEM_KEY):
+        sys.exit(f"vs_kernel_report: runs of baselines {sorted(baselines)}: allowed: "
+                 "one of zram, disk per directory")
+    baseline = baselines.pop()
+    mem_key = MEM_KEY[baseline]
     summary.update(size=first.get("size"), limit=uswap_first.get("limit"),
                    codec=uswap_first.get("codec"), folio_bytes=uswap_first.get("folio_bytes"),
-                   reps=len({r["rep"] for r in runs}))
+                   store=uswap_first.get("store", "ram"),
+                   store_direct_io=uswap_first.get("store_direct_io"),
+                   baseline=baseline, reps=len({r["rep"] for r in runs}))
     for kind, phases, point in (("budget", BUDGET_PHASES, "after_fill"),
                                 ("pageout", PAGEOUT_PHASES, "after_pageout")):
         sides = {l: by_rep(runs, kind, l) for l in labels}
@@ -86,12 +105,12 @@ def summarise(runs):
                             for kl in kernels if sides[kl]}
             k["phases"][ph] = row
         for l in labels:
-            vals = [mem_value(point)(r) for r in sides[l].values()]
+            vals = [mem_value(point, mem_key)(r) for r in sides[l].values()]
             vals = [v for v in vals if v is not None]
             if vals:
-                k["memory"][l] = {"point": point, "store_mem_bytes": spread(vals)}
+                k["memory"][l] = {"point": point, mem_key: spread(vals)}
         k["memory"]["ratio"] = {kl: spread(pair_ratios(sides.get("uswap", {}), sides[kl],
-                                                       mem_value(point)))
+                                                       mem_value(point, mem_key)))
                                 for kl in kernels if sides[kl]}
         if sides.get("uswap"):
             k["meta_bytes_per_page"] = spread([r["meta_bytes_per_page"]
@@ -102,8 +121,11 @@ def summarise(runs):
 
 
 def targets(s):
-    """Issue 6's targets, uswap/kernel in the same run."""
+    """Issue 6's targets, uswap/kernel in the same run (set against zram:
+    none for another baseline)."""
     out = []
+    if s.get("baseline", "zram") != "zram":
+        return out
     budget = s["kinds"].get("budget", {})
     pageout = s["kinds"].get("pageout", {})
 
@@ -143,9 +165,15 @@ def fmt(sp, scale=1.0, digits=2):
 
 
 def table(s):
+    baseline = s.get("baseline", "zram")
+    mem_key = MEM_KEY[baseline]
+    against = ("kernel: zram swap (lz4)" if baseline == "zram" else
+               f"kernel: a swap file on disk; uswap store {s.get('store')} "
+               f"({'O_DIRECT' if s.get('store_direct_io') else 'through the page cache'})")
     lines = [f"{(s.get('size') or 0) >> 20} MiB under {(s.get('limit') or 0) >> 20} MiB, "
              f"uswap codec {s.get('codec')}, folio {(s.get('folio_bytes') or 0) >> 10} KiB, "
-             f"{s.get('reps')} repetitions; median (min-max); ratio = uswap/kernel pair by pair"]
+             f"{s.get('reps')} repetitions; median (min-max); ratio = uswap/kernel pair by pair",
+             against]
     for kind, k in s["kinds"].items():
         labels = [l for l in next(iter(k["phases"].values())) if l != "ratio"]
         kernels = [l for l in labels if l.startswith("kernel")]
@@ -163,8 +191,8 @@ def table(s):
             cells += [f" {fmt(row['ratio'].get(kl), digits=3):>26}" for kl in kernels]
             lines.append(f"{ph:<11}" + "".join(cells))
         mem = k["memory"]
-        lines.append(f"store memory ({next((v['point'] for v in mem.values() if 'point' in v), '')}), MiB: " +
-                     ", ".join(f"{l} {fmt(mem[l]['store_mem_bytes'], 1 / 2**20, 1)}"
+        lines.append(f"{MEM_TITLE[baseline]} ({next((v['point'] for v in mem.values() if 'point' in v), '')}), MiB: " +
+                     ", ".join(f"{l} {fmt(mem[l][mem_key], 1 / 2**20, 1)}"
                                for l in labels if l in mem) +
                      "; ratio " + ", ".join(f"vs {kl} {fmt(mem['ratio'].get(kl), digits=3)}"
                                             for kl in kernels))
@@ -172,6 +200,8 @@ def table(s):
             lines.append(f"uswap metadata: {fmt(k['meta_bytes_per_page'])} bytes per managed page")
     lines.append("")
     lines.append("== targets (issue 6)")
+    if baseline != "zram":
+        lines.append("issue 6's targets are set against zram: not claimed for a disk baseline")
     for t in s["targets"]:
         v = "-" if t["value"] is None else f"{t['value']:.3f}"
         met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]

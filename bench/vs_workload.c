@@ -7,7 +7,8 @@
  *
  *   vs_workload --mode kernel|uswap [--size 1G] [--limit 256M] [--codec lz4]
  *               [--folio 64K] [--thp] [--pageout-only] [--seed N]
- *               [--zram /sys/block/zram0] [--no-swapcache] [--no-adapt]
+ *               [--zram /sys/block/zram0 | --swapfile PATH] [--store URI]
+ *               [--no-swapcache] [--no-adapt]
  *
  * Budget mode (the default), phases in order:
  *   fill        write every page once with the realistic page mix
@@ -23,7 +24,11 @@
  * of what the page must hold (pagegen's content plus the increments this
  * program made, kept outside the measured memory); the run fails when any
  * page reads wrong.  The kernel mode's memory figures come from zram's
- * mm_stat, uswap's from its counters.  Not a test: figures never fail it.
+ * mm_stat (--zram), or from the Used column of a swap file's line in
+ * /proc/swaps (--swapfile: bytes on disk, "store_disk_bytes"); uswap's from
+ * its counters (with a file store, --store file:DIR, its pool_bytes are
+ * bytes of the file: "store_disk_bytes").  Not a test: figures never fail
+ * it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -57,6 +62,8 @@ struct opts {
 	struct uswap_config cfg;
 	uint64_t seed;
 	const char *zram;
+	const char *swapfile;
+	int disk; /* the memory figures are bytes on disk, not in RAM */
 };
 
 /* What the measured memory must hold: the model, in unmanaged memory. */
@@ -206,6 +213,28 @@ static void faults_now(struct run *r, uint64_t *faults, uint64_t *majflt, uint64
 	*ns = 0;
 }
 
+/* The Used column (KiB) of path's line in /proc/swaps, as v[0] in bytes. */
+static void swapfile_used(const char *path, struct mem_snapshot *s)
+{
+	char line[4200], name[4096], type[64];
+	uint64_t size, used;
+	FILE *f = fopen("/proc/swaps", "r");
+
+	if (!f) {
+		fprintf(stderr, "vs_workload: cannot read /proc/swaps: %s\n", strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) /* the heading first: no match */
+		if (sscanf(line, "%4095s %63s %" SCNu64 " %" SCNu64, name, type, &size, &used) == 4 &&
+		    !strcmp(name, path)) {
+			s->v[0] = used << 10;
+			s->ok = 1;
+		}
+	fclose(f);
+	if (!s->ok)
+		fprintf(stderr, "vs_workload: %s is not in /proc/swaps\n", path);
+}
+
 static void mem_snapshot(struct run *r, struct mem_snapshot *s)
 {
 	char path[512];
@@ -221,6 +250,10 @@ static void mem_snapshot(struct run *r, struct mem_snapshot *s)
 		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			s->v[i] = stat_of(r->u, names[i]);
 		s->ok = 1;
+		return;
+	}
+	if (r->o.swapfile) {
+		swapfile_used(r->o.swapfile, s);
 		return;
 	}
 	if (!r->o.zram)
@@ -247,11 +280,15 @@ static void mem_print(const struct run *r, const char *name, const struct mem_sn
 	}
 	if (r->u)
 		printf("\"%s\": {\"stored_bytes\": %" PRIu64 ", \"orig_bytes\": %" PRIu64
-		       ", \"store_mem_bytes\": %" PRIu64 ", \"resident_bytes\": %" PRIu64
+		       ", \"%s\": %" PRIu64 ", \"resident_bytes\": %" PRIu64
 		       ", \"meta_bytes\": %" PRIu64 ", \"zero_pages\": %" PRIu64
 		       ", \"swapcache_pages\": %" PRIu64 "}%s",
-		       name, s->v[0], s->v[1], s->v[2], s->v[3], s->v[4], s->v[5], s->v[6],
-		       comma ? ", " : "");
+		       name, s->v[0], s->v[1], r->o.disk ? "store_disk_bytes" : "store_mem_bytes",
+		       s->v[2], s->v[3], s->v[4], s->v[5], s->v[6], comma ? ", " : "");
+	else if (r->o.swapfile) /* uncompressed: what is stored is what is used */
+		printf("\"%s\": {\"stored_bytes\": %" PRIu64 ", \"orig_bytes\": %" PRIu64
+		       ", \"store_disk_bytes\": %" PRIu64 "}%s",
+		       name, s->v[0], s->v[0], s->v[0], comma ? ", " : "");
 	else /* zram mm_stat: orig compr mem_used_total limit max same compacted huge */
 		printf("\"%s\": {\"stored_bytes\": %" PRIu64 ", \"orig_bytes\": %" PRIu64
 		       ", \"store_mem_bytes\": %" PRIu64 ", \"same_pages\": %" PRIu64
@@ -446,6 +483,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->seed = strtoull(v, NULL, 0);
 		} else if (!strcmp(a, "--zram")) {
 			o->zram = v;
+		} else if (!strcmp(a, "--swapfile")) {
+			o->swapfile = v;
+		} else if (!strcmp(a, "--store")) {
+			o->cfg.store = v;
 		} else {
 			fprintf(stderr, "vs_workload: unknown option %s\n", a);
 			return -1;
@@ -459,8 +500,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "vs_workload: --size %zu: allowed: a multiple of 1 MiB\n", o->size);
 		return -1;
 	}
+	if (o->zram && o->swapfile) {
+		fprintf(stderr, "vs_workload: --zram and --swapfile: allowed: one of them\n");
+		return -1;
+	}
 	if (o->pageout_only)
 		o->cfg.limit = 0;
+	o->disk = o->swapfile || (o->uswap && o->cfg.store && !strncmp(o->cfg.store, "file:", 5));
 	return 0;
 }
 
@@ -528,8 +574,10 @@ static void print_result(const struct run *r)
 	       o->uswap ? "uswap" : "kernel", o->pageout_only ? "pageout" : "budget", o->size,
 	       o->cfg.limit, r->m.pages, o->seed, o->thp);
 	if (r->u)
-		printf("\"codec\": \"%s\", \"folio_bytes\": %" PRIu64 ", ",
-		       o->cfg.codec ? o->cfg.codec : "lz4", stat_of(r->u, "folio_bytes"));
+		printf("\"codec\": \"%s\", \"folio_bytes\": %" PRIu64 ", \"store\": \"%s\", "
+		       "\"store_direct_io\": %" PRIu64 ", ",
+		       o->cfg.codec ? o->cfg.codec : "lz4", stat_of(r->u, "folio_bytes"),
+		       o->cfg.store ? o->cfg.store : "ram", stat_of(r->u, "store_direct_io"));
 	printf("\"phases\": {");
 	for (ph = 0; ph < PH_N; ph++) {
 		const struct phase_result *p = &r->ph[ph];

@@ -33,6 +33,7 @@ enum derived {
 	D_store_read_ns,
 	D_store_write_ns,
 	D_store_writebacks,
+	D_store_direct_io,
 	D_COUNT
 };
 
@@ -43,7 +44,7 @@ static const char *const derived_names[D_COUNT] = {
 	"lazyfree_pages", "meta_bytes",
 	/* the store's I/O (file, redis; 0 for ram): see struct store_usage */
 	"store_reads", "store_writes", "store_errors", "store_read_ns", "store_write_ns",
-	"store_writebacks",
+	"store_writebacks", "store_direct_io",
 };
 
 #define COUNTER_NAME(name, doc) #name,
@@ -95,13 +96,15 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 	case D_store_read_ns:
 	case D_store_write_ns:
 	case D_store_writebacks:
+	case D_store_direct_io:
 		u->p.store_ops->usage(u->store, &su);
 		return d == D_store_reads    ? su.reads
 		       : d == D_store_writes ? su.writes
 		       : d == D_store_errors ? su.errors
 		       : d == D_store_read_ns ? su.read_ns
 		       : d == D_store_write_ns ? su.write_ns
-					       : su.writebacks;
+		       : d == D_store_writebacks ? su.writebacks
+						 : su.direct_io;
 	case D_orig_bytes:
 		slotmap_stats(u->slots, &ss);
 		return ss.slots_used * OS_PAGE_SIZE;

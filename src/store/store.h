@@ -45,6 +45,9 @@ struct store_usage {
 	uint64_t read_ns;     /* total time in reads */
 	uint64_t write_ns;    /* total time in writes */
 	uint64_t writebacks;  /* tier: objects moved from ram to the file */
+	uint64_t direct_io;   /* file, tier: 1 when the file is read and written
+				 with O_DIRECT (no page cache), 0 through the
+				 page cache (tmpfs) and for other stores */
 };
 
 /* Counters of struct store_usage that stores update with atomic adds,
@@ -72,6 +75,7 @@ static inline void store_usage_counters(const struct store_usage *from, struct s
 	STORE_LOAD(read_ns);
 	STORE_LOAD(write_ns);
 	STORE_LOAD(writebacks);
+	STORE_LOAD(direct_io);
 #undef STORE_LOAD
 }
 

@@ -8,7 +8,21 @@
  * else can open it, and it disappears with the last descriptor, also when
  * the process is killed.
  *
- * Space.  The file is cut into granules of 512 bytes; an object takes a run
+ * Direct I/O.  The file is written and read with O_DIRECT where its
+ * filesystem says it can (statx STATX_DIOALIGN, with an alignment of 4 KiB
+ * at most): the page cache would otherwise keep a second copy of what was
+ * swapped out, in RAM and outside any budget, and a store meant to carry
+ * data past RAM would not.  Then granules are as large as the alignment
+ * (512 bytes at least), writes are padded with zeros to whole granules and
+ * go through a page-aligned per-thread buffer, and reads read whole
+ * granules.  Where the filesystem does not say it can (tmpfs, which is
+ * memory anyway; filesystems or kernels without STATX_DIOALIGN) or refuses
+ * O_DIRECT, the file is read and written through the page cache, exactly
+ * (no padding).  The mode is the store's counter direct_io
+ * (`store_direct_io` in uswap stat).
+ *
+ * Space.  The file is cut into granules (512 bytes, or the direct I/O
+ * alignment); an object takes a run
  * of whole granules, found next-fit in a bitmap (one bit per granule) from
  * a cursor, so that the file is filled once before holes are revisited; a
  * run that fits nowhere goes at the end.  A freed run is given back to the
@@ -60,8 +74,8 @@
 #include "objtable.h"
 #include "uring_pool.h"
 
-#define FILE_GRAN_SHIFT 9u
-#define FILE_GRAN (1u << FILE_GRAN_SHIFT)
+#define FILE_GRAN_SHIFT 9u     /* 512-byte granules, unless direct I/O needs more */
+#define FILE_DIRECT_SHIFT_MAX 12u /* direct I/O alignments beyond 4 KiB: buffered */
 #define FILE_BLOCK 4096u
 #define FILE_SEGS_MAX 16u
 #define FILE_MAX_LEN ((16u << 20) - 1)
@@ -80,6 +94,8 @@ struct file_store {
 	uint64_t held_gran;   /* of them: freed here, kept for a forked process */
 	uint64_t foreign_gran; /* live objects in other processes' segments */
 	uint64_t limit_gran;  /* 0 = no limit */
+	unsigned gran_shift;  /* granule size, and direct I/O alignment if direct */
+	bool direct;          /* O_DIRECT: padded, aligned I/O */
 	int seg_fd[FILE_SEGS_MAX];
 	unsigned nsegs, own;
 	bool broken;          /* a forked child without a file of its own */
@@ -88,16 +104,19 @@ struct file_store {
 	char dir[PATH_MAX];
 };
 
-static uint64_t gran_of(size_t len)
+static uint64_t gran_of(const struct file_store *s, size_t len)
 {
-	return ((uint64_t)len + FILE_GRAN - 1) >> FILE_GRAN_SHIFT;
+	return ((uint64_t)len + (1u << s->gran_shift) - 1) >> s->gran_shift;
 }
 
-/* ---- the per-thread read buffer (not malloc: see the header) ---- */
+/* ---- the per-thread I/O buffer (not malloc: see the header) ---- */
+
+/* The header has a page of its own, so that the data is page-aligned, as
+ * direct I/O needs. */
+#define FILE_BUF_DATA 4096u
 
 struct file_buf {
 	size_t cap;
-	char data[];
 };
 
 static pthread_key_t buf_key;
@@ -107,7 +126,7 @@ static void buf_release(void *p)
 {
 	struct file_buf *b = p;
 
-	os_mem_unmap(b, sizeof(*b) + b->cap);
+	os_mem_unmap(b, FILE_BUF_DATA + b->cap);
 }
 
 static void buf_key_make(void)
@@ -123,17 +142,16 @@ static char *buf_get(size_t len)
 	pthread_once(&buf_once, buf_key_make);
 	b = pthread_getspecific(buf_key);
 	if (b && b->cap >= len)
-		return b->data;
-	cap = (sizeof(*b) + len + 65535) & ~(size_t)65535;
-	cap -= sizeof(*b);
+		return (char *)b + FILE_BUF_DATA;
+	cap = (len + 65535) & ~(size_t)65535;
 	if (b)
 		buf_release(b);
-	b = os_mem_map(sizeof(*b) + cap);
+	b = os_mem_map(FILE_BUF_DATA + cap);
 	pthread_setspecific(buf_key, b);
 	if (!b)
 		return NULL;
 	b->cap = cap;
-	return b->data;
+	return (char *)b + FILE_BUF_DATA;
 }
 
 /* ---- the file ---- */
@@ -163,12 +181,42 @@ static int file_make(const char *dir, int *fd_out)
 	return 0;
 }
 
+/*
+ * Turn on direct I/O for fd if its filesystem says it can, with an
+ * alignment (of file offsets and of memory) of at most 1 << max_shift.
+ * @return the shift of the alignment, at least FILE_GRAN_SHIFT; 0 when fd
+ *         stays buffered.
+ */
+static unsigned file_direct_enable(int fd, unsigned max_shift)
+{
+	struct statx sx;
+	unsigned align, shift = FILE_GRAN_SHIFT;
+	int flags;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) || !(sx.stx_mask & STATX_DIOALIGN))
+		return 0; /* the filesystem does not say (tmpfs: memory anyway) */
+	if (!sx.stx_dio_offset_align || !sx.stx_dio_mem_align)
+		return 0; /* it says it cannot */
+	align = sx.stx_dio_offset_align > sx.stx_dio_mem_align ? sx.stx_dio_offset_align
+							       : sx.stx_dio_mem_align;
+	if (align & (align - 1))
+		return 0;
+	while ((1u << shift) < align)
+		shift++;
+	if (shift > max_shift)
+		return 0;
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_DIRECT))
+		return 0; /* refused after all: buffered */
+	return shift;
+}
+
 /* Give the 4 KiB blocks of granules [g, g+n) back to the filesystem,
  * widened to blocks shared with free granules (caller holds the lock;
  * the run's bits are already clear). */
 static void file_punch(struct file_store *s, uint64_t g, uint64_t n)
 {
-	const uint64_t per_block = FILE_BLOCK / FILE_GRAN;
+	const uint64_t per_block = FILE_BLOCK >> s->gran_shift;
 	uint64_t start = g, end = g + n;
 	uint64_t lo, hi;
 
@@ -184,7 +232,7 @@ static void file_punch(struct file_store *s, uint64_t g, uint64_t n)
 	if (hi <= lo)
 		return;
 	if (fallocate(s->seg_fd[s->own], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(lo << FILE_GRAN_SHIFT), (off_t)((hi - lo) << FILE_GRAN_SHIFT)))
+		      (off_t)(lo << s->gran_shift), (off_t)((hi - lo) << s->gran_shift)))
 		store_count(&s->u.errors, 1); /* space not returned; the data is not at stake */
 }
 
@@ -309,15 +357,20 @@ static int file_open(const char *arg, size_t limit, struct store **out)
 	strcpy(s->dir, arg);
 	pthread_mutex_init(&s->lock, NULL);
 	objtable_init(&s->table);
-	s->limit_gran = limit >> FILE_GRAN_SHIFT;
-	if (limit && !s->limit_gran)
-		s->limit_gran = 1;
 	rc = file_make(arg, &s->seg_fd[0]);
 	if (rc) {
 		rc = errmsg_set(rc == -ENOMEM ? -ENOMEM : -EINVAL,
 				"store file: cannot make a file in \"%s\": %s", arg, strerror(-rc));
 		goto err_free_store;
 	}
+	s->gran_shift = file_direct_enable(s->seg_fd[0], FILE_DIRECT_SHIFT_MAX);
+	s->direct = s->gran_shift != 0;
+	if (!s->direct)
+		s->gran_shift = FILE_GRAN_SHIFT;
+	s->u.direct_io = s->direct;
+	s->limit_gran = limit >> s->gran_shift;
+	if (limit && !s->limit_gran)
+		s->limit_gran = 1;
 	s->nsegs = 1;
 	rc = uring_pool_open(FILE_RINGS, &s->io);
 	if (rc)
@@ -367,8 +420,10 @@ static void put_undo(struct file_store *s, store_handle_t h, uint64_t g, uint64_
 static int file_put(struct store *st, const void *obj, size_t len, store_handle_t *h)
 {
 	struct file_store *s = (struct file_store *)st;
-	uint64_t n = gran_of(len), g = 0, t0;
+	uint64_t n = gran_of(s, len), g = 0, t0;
+	size_t io_len = s->direct ? n << s->gran_shift : len;
 	struct objtable_entry *e;
+	const void *src = obj;
 	long rc;
 	int fd;
 
@@ -377,6 +432,18 @@ static int file_put(struct store *st, const void *obj, size_t len, store_handle_
 		return errmsg_set(-E2BIG, "store file: an object of %zu bytes is over the %u "
 					  "bytes allowed",
 				  len, FILE_MAX_LEN);
+	}
+	if (s->direct && n) {
+		/* whole granules from an aligned buffer; the padding is zeros */
+		char *buf = buf_get(io_len);
+
+		if (!buf) {
+			store_count(&s->u.fail_nomem, 1);
+			return -ENOMEM;
+		}
+		memcpy(buf, obj, len);
+		memset(buf + len, 0, io_len - len);
+		src = buf;
 	}
 	pthread_mutex_lock(&s->lock);
 	if (s->broken) {
@@ -410,7 +477,11 @@ static int file_put(struct store *st, const void *obj, size_t len, store_handle_
 	if (!n)
 		return 0;
 	t0 = os_now_ns();
-	rc = uring_pool_write(s->io, fd, obj, len, g << FILE_GRAN_SHIFT);
+	if (s->direct)
+		rc = uring_pool_write_direct(s->io, fd, src, io_len, g << s->gran_shift,
+					     1u << s->gran_shift);
+	else
+		rc = uring_pool_write(s->io, fd, src, len, g << s->gran_shift);
 	store_count(&s->u.write_ns, os_now_ns() - t0);
 	if (rc >= 0) {
 		store_count(&s->u.writes, 1);
@@ -434,7 +505,7 @@ static int file_get(struct store *st, store_handle_t h, store_visit_fn fn, void 
 	struct file_store *s = (struct file_store *)st;
 	struct objtable_entry *e;
 	uint64_t g, t0;
-	size_t len;
+	size_t len, io_len;
 	char *buf;
 	long rc;
 	int fd;
@@ -453,21 +524,26 @@ static int file_get(struct store *st, store_handle_t h, store_visit_fn fn, void 
 
 	if (!len)
 		return fn("", 0, arg);
-	buf = buf_get(len);
+	io_len = s->direct ? gran_of(s, len) << s->gran_shift : len;
+	buf = buf_get(io_len);
 	if (!buf)
 		return -ENOMEM;
 	t0 = os_now_ns();
-	rc = uring_pool_read(s->io, fd, buf, len, g << FILE_GRAN_SHIFT);
+	if (s->direct)
+		rc = uring_pool_read_direct(s->io, fd, buf, io_len, g << s->gran_shift,
+					    1u << s->gran_shift);
+	else
+		rc = uring_pool_read(s->io, fd, buf, len, g << s->gran_shift);
 	store_count(&s->u.read_ns, os_now_ns() - t0);
-	if (rc != (long)len) {
+	if (rc < (long)len) {
 		store_count(&s->u.errors, 1);
 		if (rc >= 0)
 			return errmsg_set(-EIO,
 					  "store file: an object of %zu bytes at offset %llu: only "
 					  "%ld bytes could be read (the file was cut short)",
-					  len, (unsigned long long)(g << FILE_GRAN_SHIFT), rc);
+					  len, (unsigned long long)(g << s->gran_shift), rc);
 		return errmsg_set(-EIO, "store file: reading %zu bytes at offset %llu: %s", len,
-				  (unsigned long long)(g << FILE_GRAN_SHIFT),
+				  (unsigned long long)(g << s->gran_shift),
 				  strerror((int)-rc));
 	}
 	store_count(&s->u.reads, 1);
@@ -488,7 +564,7 @@ static void file_free(struct store *st, store_handle_t h)
 		core_assert_debug(!"store file: free of a freed or invalid handle");
 		return;
 	}
-	n = gran_of(e->len);
+	n = gran_of(s, e->len);
 	if (e->seg != s->own)
 		s->foreign_gran -= n; /* another process's file: only forget it */
 	else if (e->flags & FILE_SHARED)
@@ -508,7 +584,7 @@ static void file_usage(struct store *st, struct store_usage *u)
 	store_usage_counters(&s->u, u);
 	u->stored_bytes = s->u.stored_bytes;
 	u->objects = s->table.live;
-	u->pool_bytes = pool_gran(s) << FILE_GRAN_SHIFT;
+	u->pool_bytes = pool_gran(s) << s->gran_shift;
 	u->meta_bytes = objtable_bytes(&s->table) + s->bm_words * sizeof(uint64_t);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -530,7 +606,7 @@ static int file_check(struct store *st)
 	rc = objtable_check(&s->table, "file");
 	for (i = 0; !rc && i < s->table.n; i++) {
 		const struct objtable_entry *e = &s->table.v[i];
-		uint64_t n = gran_of(e->len);
+		uint64_t n = gran_of(s, e->len);
 
 		if (!(e->flags & OBJTABLE_LIVE))
 			continue;
@@ -611,6 +687,10 @@ static void file_postfork_child(struct store *st)
 		s->broken = true;
 		return;
 	}
+	/* the same alignment as the parent's file, or buffered (padded I/O
+	 * works on both) */
+	if (s->direct)
+		file_direct_enable(fd, s->gran_shift);
 	s->seg_fd[s->nsegs] = fd;
 	s->own = s->nsegs++;
 }

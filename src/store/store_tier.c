@@ -472,6 +472,7 @@ static void tier_usage(struct store *st, struct store_usage *u)
 	u->errors = fu.errors;
 	u->read_ns = fu.read_ns;
 	u->write_ns = fu.write_ns;
+	u->direct_io = fu.direct_io;
 }
 
 static long tier_compact(struct store *st)

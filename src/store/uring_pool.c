@@ -123,8 +123,15 @@ static int slot_io(struct uring_slot *s, bool write, int fd, void *buf, unsigned
 	return rc;
 }
 
+/*
+ * The whole transfer, going on after short ones.  align > 1 is direct I/O
+ * (O_DIRECT): every request must start at a multiple of align, so a short
+ * transfer that stops between two multiples is taken up again at the
+ * multiple before it (a write rewrites those few bytes) or, for a read,
+ * ends the transfer: direct reads come back short only at end of file.
+ */
 static long pool_rw(struct uring_pool *p, bool write, int fd, char *buf, size_t len,
-		    uint64_t off)
+		    uint64_t off, size_t align)
 {
 	struct uring_slot *s = slot_take(p);
 	size_t done = 0;
@@ -134,6 +141,7 @@ static long pool_rw(struct uring_pool *p, bool write, int fd, char *buf, size_t 
 		size_t chunk = len - done > (1u << 30) ? (1u << 30) : len - done;
 		int n = slot_io(s, write, fd, buf + done, (unsigned)chunk,
 				off == URING_POS_CURRENT ? off : off + done);
+		size_t aligned;
 
 		if (n == -EINTR || n == -EAGAIN)
 			continue;
@@ -146,7 +154,20 @@ static long pool_rw(struct uring_pool *p, bool write, int fd, char *buf, size_t 
 			rc = write ? -ENOSPC : 0;
 			break;
 		}
-		done += (size_t)n;
+		if ((size_t)n == chunk || (done + (size_t)n) % align == 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (!write) {
+			done += (size_t)n;
+			break;
+		}
+		aligned = (done + (size_t)n) / align * align;
+		if (aligned == done) {
+			rc = -ENOSPC; /* not one aligned block more: full */
+			break;
+		}
+		done = aligned;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc < 0)
@@ -156,13 +177,25 @@ static long pool_rw(struct uring_pool *p, bool write, int fd, char *buf, size_t 
 
 long uring_pool_read(struct uring_pool *p, int fd, void *buf, size_t len, uint64_t off)
 {
-	return pool_rw(p, false, fd, buf, len, off);
+	return pool_rw(p, false, fd, buf, len, off, 1);
 }
 
 long uring_pool_write(struct uring_pool *p, int fd, const void *buf, size_t len, uint64_t off)
 {
 	/* the buffer is only read: io_uring_prep_write takes a const pointer */
-	return pool_rw(p, true, fd, (char *)(uintptr_t)buf, len, off);
+	return pool_rw(p, true, fd, (char *)(uintptr_t)buf, len, off, 1);
+}
+
+long uring_pool_read_direct(struct uring_pool *p, int fd, void *buf, size_t len, uint64_t off,
+			    size_t align)
+{
+	return pool_rw(p, false, fd, buf, len, off, align);
+}
+
+long uring_pool_write_direct(struct uring_pool *p, int fd, const void *buf, size_t len,
+			     uint64_t off, size_t align)
+{
+	return pool_rw(p, true, fd, (char *)(uintptr_t)buf, len, off, align);
 }
 
 void uring_pool_prefork(struct uring_pool *p)

@@ -31,6 +31,17 @@ long uring_pool_read(struct uring_pool *p, int fd, void *buf, size_t len, uint64
 /* Write len bytes, going on after short writes.  @return len; -errno
  * (-ENOSPC when the filesystem is full, also after a part was written). */
 long uring_pool_write(struct uring_pool *p, int fd, const void *buf, size_t len, uint64_t off);
+/*
+ * The same for a file open with O_DIRECT: buf, len and off are multiples of
+ * align (the filesystem's direct I/O alignment).  A short transfer that
+ * stops off a multiple of align is not taken up there (the kernel would
+ * refuse it): a read ends (end of file: the count may be below len), a
+ * write is taken up at the multiple before.
+ */
+long uring_pool_read_direct(struct uring_pool *p, int fd, void *buf, size_t len, uint64_t off,
+			    size_t align);
+long uring_pool_write_direct(struct uring_pool *p, int fd, const void *buf, size_t len,
+			     uint64_t off, size_t align);
 /* Fork hooks: take every ring's lock / release them / make new rings (a
  * failure leaves the pool without rings: every call then gives -EIO). */
 void uring_pool_prefork(struct uring_pool *p);

@@ -12,12 +12,19 @@
 
 /* ---------------- the test driver ---------------- */
 
-static void run_scenario(const char *scenario, const char *expect_out)
+/* store: a --store URI, or NULL for the default */
+static void run_scenario_in(const char *scenario, const char *expect_out, const char *store)
 {
 	char out[] = "/tmp/uswap-shimtest-XXXXXX";
 	char *argv[] = { USWAP_BIN, "run", "--limit", LIMIT_ARG, "--", USWAP_BINARY_DIR "/shim_probe",
-			 (char *)scenario, NULL };
+			 (char *)scenario, NULL, NULL, NULL };
 	int fd = mkstemp(out), rc;
+
+	if (store) { /* uswap run --store URI --limit ... */
+		memmove(argv + 4, argv + 2, 5 * sizeof(*argv));
+		argv[2] = "--store";
+		argv[3] = (char *)store;
+	}
 
 	assert_true(fd >= 0);
 	close(fd);
@@ -32,6 +39,11 @@ static void run_scenario(const char *scenario, const char *expect_out)
 	}
 	unlink(out);
 	assert_int_equal(rc, 0);
+}
+
+static void run_scenario(const char *scenario, const char *expect_out)
+{
+	run_scenario_in(scenario, expect_out, NULL);
 }
 
 static void test_malloc_blocks(void **state)
@@ -64,6 +76,14 @@ static void test_threads_and_signals(void **state)
 	run_scenario("threads", NULL);
 }
 
+/* The file store under the shim (it needs liburing in the shim: once a
+ * symbol lookup error at the first page-out), on a disk with direct I/O. */
+static void test_file_store(void **state)
+{
+	(void)state;
+	run_scenario_in("mmap", NULL, "file:/var/tmp");
+}
+
 static void test_exit_with_atexit(void **state)
 {
 	(void)state;
@@ -78,6 +98,7 @@ int main(void)
 		cmocka_unit_test(test_madv_free),
 		cmocka_unit_test(test_fork_and_exec),
 		cmocka_unit_test(test_threads_and_signals),
+		cmocka_unit_test(test_file_store),
 		cmocka_unit_test(test_exit_with_atexit),
 	};
 
