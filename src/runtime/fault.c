@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "os/os.h"
+#include "shared.h"
 
 uint32_t folio_lock_wait(struct region *r, uint32_t f)
 {
@@ -105,6 +106,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		fault_zero_page(u, addr);
 		return 0;
 	}
+	if (r->sh)
+		return shared_fault(u, c, r, addr);
 	ctr_add(u, CTR_faults, 1);
 	page = (uint32_t)((addr - (uintptr_t)r->start) >> OS_PAGE_SHIFT);
 	f = page >> r->pt.folio_order;
@@ -155,6 +158,10 @@ void fault_resolve_wp(struct uswap *u, uint64_t addr)
 	ctr_add(u, CTR_wp_faults, 1);
 	if (!r) {
 		os_uffd_wp(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE, false, 0);
+		return;
+	}
+	if (r->sh) {
+		shared_fault_wp(u, r, addr);
 		return;
 	}
 	f = (uint32_t)((addr - (uintptr_t)r->start) >> (OS_PAGE_SHIFT + r->pt.folio_order));

@@ -39,6 +39,7 @@ struct region {
 	size_t len;        /* bytes, a multiple of the folio size */
 	uint32_t npages;
 	struct pagetable pt;
+	struct shared_region *sh; /* shared regions only (shared.h), else NULL */
 };
 
 /* Buffers of a thread that evicts folios or swaps them in. */
@@ -148,6 +149,7 @@ struct uswap {
 
 	uint64_t swapcache_pages; /* atomic: pages holding a stored copy */
 	uint64_t lazyfree_pages;  /* atomic: pages marked ENTRY_LAZYFREE */
+	uint32_t nshared;         /* atomic: shared regions in the table */
 	uint64_t counters[CTR_COUNT]; /* atomic, relaxed */
 };
 
@@ -266,6 +268,12 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 /* Account one more resident folio; reclaim directly at the hard limit.
  * The caller holds a region shard and the lock of the folio it brings in. */
 void budget_charge(struct uswap *u, struct folio_ctx *c);
+/* What counts against the budget: resident private folios plus every
+ * resident folio of the shared regions u maps (a shard held). */
+uint64_t budget_resident(struct uswap *u);
+/* Wake the reclaimer past the high mark; reclaim directly past the budget
+ * (a shard held, as in budget_charge). */
+void budget_enforce(struct uswap *u, struct folio_ctx *c);
 void budget_uncharge(struct uswap *u, uint64_t folios);
 /* A folio the kernel will not let go stops counting / a resident folio
  * leaves (evicted or dropped): uncharge it unless it was exempt. */
