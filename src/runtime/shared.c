@@ -173,7 +173,10 @@ static int wp_one(struct uswap *u, int fd, uint64_t addr, size_t len, bool prote
 	int rc;
 
 	/* EAGAIN: that mm has an event its handlers have not read yet */
-	while ((rc = os_uffd_wp(fd, (void *)(uintptr_t)addr, len, protect, OS_DONTWAKE)) == -EAGAIN &&
+	/* the kernel refuses DONTWAKE with protection; lifting one leaves the
+	 * waking to the mapper's own handler (or to us, see shared_fault_wp) */
+	while ((rc = os_uffd_wp(fd, (void *)(uintptr_t)addr, len, protect,
+				protect ? 0 : OS_DONTWAKE)) == -EAGAIN &&
 	       tries++ < WP_EAGAIN_RETRIES) {
 		ctr_add(u, CTR_ioctl_retries, 1);
 		events_absorb(u);
