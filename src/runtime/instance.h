@@ -11,6 +11,8 @@
  *         -> folio LOCKED bits (only compare-and-swap of a word just looked
  *            at while clock_lock is held: never a wait)
  *           -> slot map locks -> store locks
+ *           (a shared region's folio word -> its mapper table lock, both
+ *            in the memfd, across processes: see shared.h)
  *   ctx_lock, queue.lock and read_lock are leaves.
  * Readers of the region table take only their own shard (see regions.c),
  * so the fault path shares no lock between handler threads.  Handler

@@ -71,6 +71,23 @@ static uint64_t window_off(const struct shared_header *h, uint32_t f)
 
 /* ---- locks shared with other processes ---- */
 
+/*
+ * Set while a handler thread serves a fault of a shared region.  Only such
+ * a thread reads pending events while it waits (events_absorb): a handler
+ * drains what it queued when it returns to its loop, whereas a message
+ * queued by another thread (an API call, the reclaimer) would wait there
+ * while every handler sleeps on the userfaultfd.  And only handlers need
+ * to: when all of them are stuck waiting for a lock another process holds,
+ * nobody else reads our events.
+ */
+static __thread bool in_fault;
+
+static void waiting_absorb(struct uswap *u)
+{
+	if (in_fault)
+		events_absorb(u);
+}
+
 static uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 {
 	uint32_t w;
@@ -82,7 +99,7 @@ static uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 			return w;
 		sleep_on = folio_prepare_wait(&r->pt, f);
 		if (sleep_on && !os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS))
-			events_absorb(u);
+			waiting_absorb(u);
 	}
 }
 
@@ -95,7 +112,7 @@ static void table_lock(struct uswap *u, struct shared_header *h)
 		return;
 	while (__atomic_exchange_n(&h->table_lock, 2, __ATOMIC_ACQUIRE) != 0)
 		if (!os_futex_wait_shared(&h->table_lock, 2, SHARED_POLL_NS))
-			events_absorb(u);
+			waiting_absorb(u);
 }
 
 static void table_unlock(struct shared_header *h)
@@ -179,7 +196,7 @@ static int wp_one(struct uswap *u, int fd, uint64_t addr, size_t len, bool prote
 				protect ? 0 : OS_DONTWAKE)) == -EAGAIN &&
 	       tries++ < WP_EAGAIN_RETRIES) {
 		ctr_add(u, CTR_ioctl_retries, 1);
-		events_absorb(u);
+		waiting_absorb(u);
 		os_sleep_ns(WP_EAGAIN_SLEEP_NS);
 	}
 	return rc;
@@ -571,7 +588,21 @@ static char *folio_base(const struct region *r, uint32_t f)
 	return r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT));
 }
 
+static int shared_fault_locked(struct uswap *u, struct folio_ctx *c, struct region *r,
+			       uint64_t addr);
+
 int shared_fault(struct uswap *u, struct folio_ctx *c, struct region *r, uint64_t addr)
+{
+	int rc;
+
+	in_fault = true;
+	rc = shared_fault_locked(u, c, r, addr);
+	in_fault = false;
+	return rc;
+}
+
+static int shared_fault_locked(struct uswap *u, struct folio_ctx *c, struct region *r,
+			       uint64_t addr)
 {
 	uint32_t f = (uint32_t)((addr - (uintptr_t)r->start) >> (OS_PAGE_SHIFT + r->pt.folio_order));
 	uint32_t word;
@@ -616,6 +647,7 @@ void shared_fault_wp(struct uswap *u, struct region *r, uint64_t addr)
 	int rc;
 
 	ctr_add(u, CTR_wp_faults, 1);
+	in_fault = true;
 	/* waits while the folio is being evicted: the write lands after it,
 	 * in the folio brought in again (the access faults once more) */
 	word = shared_folio_lock(u, r, f);
@@ -625,6 +657,7 @@ void shared_fault_wp(struct uswap *u, struct region *r, uint64_t addr)
 		fprintf(stderr, "uswap: shared region %p: lifting a write-protection failed: %s\n",
 			(void *)r->start, strerror(-rc));
 	folio_unlock_wake(r, f, folio_state_of(word), FOLIO_REFERENCED, 0);
+	in_fault = false;
 }
 
 int shared_advise(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f, int advice)
