@@ -512,7 +512,7 @@ static int install_run(struct uswap *u, char *base, const char *buf, unsigned i,
 {
 	size_t off = (size_t)i * OS_PAGE_SIZE;
 	int rc = range_install(u, u->ufd, zero ? INSTALL_ZERO : INSTALL_COPY, base + off,
-			       buf + off, (size_t)(j - i) * OS_PAGE_SIZE, OS_DONTWAKE);
+			       zero ? NULL : buf + off, (size_t)(j - i) * OS_PAGE_SIZE, OS_DONTWAKE);
 
 	return rc < 0 ? rc : 0;
 }

@@ -160,6 +160,10 @@ static int script_side(int side, uswap_t *u, char *mem, char *shadow, size_t len
 	size_t pages = len / PAGE, i;
 	int step;
 
+	/* step 0: side 1 is in the region's mapper table (a forked child
+	 * enters it in its fork handler; until then evictions are refused) */
+	if (side == 1 ? chan_send(c, 0) : chan_recv(c) != 0)
+		return 99;
 	for (step = 1; step <= 6; step++) {
 		bool mine = (step % 2) == (side == 0 ? 1 : 0);
 
