@@ -128,7 +128,7 @@ API int uswap_pagemap(uswap_t *u, const void *addr, size_t npages, uint64_t *out
 
 			if (n > npages - done)
 				n = (unsigned)(npages - done);
-			word = folio_lock_wait(r, f);
+			word = r->sh ? shared_folio_lock(u, r, f) : folio_lock_wait(r, f);
 			if (r->sh)
 				shared_folio_words(r, f, word, first, n, out + done);
 			else

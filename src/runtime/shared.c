@@ -42,11 +42,19 @@ static uint32_t *meta_blob_len(struct shared_header *h)
 	return meta_fwords(h) + shared_nfolios(h);
 }
 
+/* Per folio, the pid of the process holding its lock in a long critical
+ * section (eviction, swap-in), 0 otherwise: a waiter that finds it dead
+ * takes the folio over (folio_recover). */
+static uint32_t *meta_owner(struct shared_header *h)
+{
+	return meta_blob_len(h) + shared_nfolios(h);
+}
+
 static uint64_t *meta_zeromap(struct shared_header *h)
 {
 	uint32_t n = shared_nfolios(h);
 
-	return (uint64_t *)(void *)((char *)meta_blob_len(h) + round_up(n * sizeof(uint32_t), 8));
+	return (uint64_t *)(void *)((char *)meta_owner(h) + round_up(n * sizeof(uint32_t), 8));
 }
 
 /* The bytes of the meta part for len bytes of folio order `order`. */
@@ -54,7 +62,8 @@ static size_t meta_bytes(size_t len, unsigned order)
 {
 	size_t npages = len >> OS_PAGE_SHIFT, nfolios = npages >> order;
 
-	return round_up(sizeof(struct shared_header) + round_up(2 * nfolios * sizeof(uint32_t), 8) +
+	return round_up(sizeof(struct shared_header) + 2 * nfolios * sizeof(uint32_t) +
+				round_up(nfolios * sizeof(uint32_t), 8) +
 				(npages + 63) / 64 * sizeof(uint64_t),
 			OS_PAGE_SIZE);
 }
@@ -88,7 +97,25 @@ static void waiting_absorb(struct uswap *u)
 		events_absorb(u);
 }
 
-static uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
+static void folio_recover(struct uswap *u, struct region *r, uint32_t f);
+
+/* Take over folio f if its owner died holding it: recover it and unlock
+ * it.  @return true when that was done (the caller tries again). */
+static bool folio_take_over(struct uswap *u, struct region *r, uint32_t f)
+{
+	uint32_t *owner = &meta_owner(r->sh->hdr)[f], dead = __atomic_load_n(owner, __ATOMIC_ACQUIRE);
+
+	if (!dead || !os_process_gone((int)dead) ||
+	    !__atomic_compare_exchange_n(owner, &dead, (uint32_t)getpid(), false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return false;
+	fprintf(stderr, "uswap: shared region %p folio %u: process %u died holding it; taking it "
+			"over\n", (void *)r->start, f, dead);
+	folio_recover(u, r, f);
+	return true;
+}
+
+uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 {
 	uint32_t w;
 
@@ -98,9 +125,22 @@ static uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 		if (folio_trylock(&r->pt, f, &w))
 			return w;
 		sleep_on = folio_prepare_wait(&r->pt, f);
-		if (sleep_on && !os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS))
+		if (sleep_on && !os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS)) {
 			waiting_absorb(u);
+			folio_take_over(u, r, f);
+		}
 	}
+}
+
+/* Mark / clear the long critical sections of folio f (locked). */
+static void folio_own(struct region *r, uint32_t f)
+{
+	__atomic_store_n(&meta_owner(r->sh->hdr)[f], (uint32_t)getpid(), __ATOMIC_RELEASE);
+}
+
+static void folio_disown(struct region *r, uint32_t f)
+{
+	__atomic_store_n(&meta_owner(r->sh->hdr)[f], 0, __ATOMIC_RELEASE);
 }
 
 static void table_lock(struct uswap *u, struct shared_header *h)
@@ -109,14 +149,28 @@ static void table_lock(struct uswap *u, struct shared_header *h)
 
 	if (__atomic_compare_exchange_n(&h->table_lock, &c, 1, false, __ATOMIC_ACQUIRE,
 					__ATOMIC_RELAXED))
-		return;
-	while (__atomic_exchange_n(&h->table_lock, 2, __ATOMIC_ACQUIRE) != 0)
-		if (!os_futex_wait_shared(&h->table_lock, 2, SHARED_POLL_NS))
-			waiting_absorb(u);
+		goto owned;
+	while (__atomic_exchange_n(&h->table_lock, 2, __ATOMIC_ACQUIRE) != 0) {
+		uint32_t dead;
+
+		if (os_futex_wait_shared(&h->table_lock, 2, SHARED_POLL_NS))
+			continue;
+		waiting_absorb(u);
+		/* a holder that died (mid-eviction, at exit): the table itself is
+		 * never left half-changed, take the lock over */
+		dead = __atomic_load_n(&h->table_owner, __ATOMIC_ACQUIRE);
+		if (dead && os_process_gone((int)dead) &&
+		    __atomic_compare_exchange_n(&h->table_owner, &dead, (uint32_t)getpid(), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			break;
+	}
+owned:
+	__atomic_store_n(&h->table_owner, (uint32_t)getpid(), __ATOMIC_RELEASE);
 }
 
 static void table_unlock(struct shared_header *h)
 {
+	__atomic_store_n(&h->table_owner, 0, __ATOMIC_RELEASE);
 	if (__atomic_exchange_n(&h->table_lock, 0, __ATOMIC_RELEASE) == 2)
 		os_futex_wake_shared(&h->table_lock);
 }
@@ -445,6 +499,73 @@ bool shared_region_unmapped(struct region *r, uint64_t start, uint64_t end)
 	return true;
 }
 
+/* ---- the record of where a folio's data is, and recovery ---- */
+
+/* Lower the resident count, never below zero (a taker-over may not know
+ * whether the dead owner had counted). */
+static void resident_sub(struct shared_header *h)
+{
+	uint64_t n = __atomic_load_n(&h->resident, __ATOMIC_RELAXED);
+
+	while (n && !__atomic_compare_exchange_n(&h->resident, &n, n - 1, true, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED))
+		;
+}
+
+/* Folio f's data is in its window (and the zero map): a blob, or zero
+ * bits.  A folio in memory has neither. */
+static bool folio_recorded(const struct region *r, uint32_t f)
+{
+	uint32_t p0 = f << r->pt.folio_order;
+
+	if (__atomic_load_n(&r->sh->blob_len[f], __ATOMIC_ACQUIRE))
+		return true;
+	for (unsigned i = 0; i < folio_pages(&r->pt); i++)
+		if (zeromap_test(&r->pt, p0 + i))
+			return true;
+	return false;
+}
+
+static void folio_record_clear(struct region *r, uint32_t f)
+{
+	uint32_t p0 = f << r->pt.folio_order;
+
+	for (unsigned i = 0; i < folio_pages(&r->pt); i++)
+		zeromap_clear(&r->pt, p0 + i);
+	__atomic_store_n(&r->sh->blob_len[f], 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * Folio f's owner died in an eviction or a swap-in; we hold the folio now.
+ * Each of them changes the record in one place, so the record says where
+ * the data is: recorded = in the window (an eviction that got that far, or
+ * a swap-in that had not cleared it yet): drop any copy in the data part;
+ * not recorded = in the data part (an eviction that had not recorded, or a
+ * swap-in that had): drop the window.  The protections the dead process
+ * may have left are lifted.  Then the folio is unlocked in that state.
+ */
+static void folio_recover(struct uswap *u, struct region *r, uint32_t f)
+{
+	struct shared_region *sh = r->sh;
+	struct shared_header *h = sh->hdr;
+	enum folio_state was = folio_state_of(folio_word_load(&r->pt, f)), to = was;
+
+	if (folio_recorded(r, f)) {
+		os_file_punch(sh->fd, data_off(h, f), folio_bytes(u));
+		to = FOLIO_OUT;
+		resident_sub(h); /* counted by the dead evictor's fault, or charged at swap-in */
+	} else if (was != FOLIO_EMPTY) {
+		os_file_punch(sh->fd, window_off(h, f), h->window);
+		to = FOLIO_RESIDENT;
+	}
+	table_lock(u, h);
+	protect_all(u, sh, f, false);
+	table_unlock(h);
+	/* the dead process held the lock bits: put the word right, waking all */
+	folio_disown(r, f);
+	folio_unlock_wake(r, f, to, 0, FOLIO_BUSY);
+}
+
 /* ---- eviction ---- */
 
 int shared_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
@@ -456,6 +577,7 @@ int shared_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_
 	struct folio_encode_result res = { 0 };
 	int rc;
 
+	folio_own(r, f);
 	table_lock(u, h);
 	if (h->pending_forks) {
 		rc = -EAGAIN; /* a child not in the table yet could write unseen */
@@ -473,8 +595,17 @@ int shared_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_
 	}
 	if (!rc && res.blob_len)
 		rc = os_file_write(sh->fd, c->blob, res.blob_len, window_off(h, f));
-	if (!rc)
+	if (!rc) {
+		/* the record (zero bits, blob length) before the punch: a taker-over
+		 * of a folio whose evictor died knows from it where the data is */
+		for (i = 0; i < npages; i++)
+			if (res.zero_mask[i / 64] >> (i % 64) & 1)
+				zeromap_set(&r->pt, p0 + i);
+		__atomic_store_n(&sh->blob_len[f], (uint32_t)res.blob_len, __ATOMIC_RELEASE);
 		rc = os_file_punch(sh->fd, data_off(h, f), folio_bytes(u));
+		if (rc)
+			folio_record_clear(r, f);
+	}
 	if (rc) {
 		if (res.blob_len)
 			os_file_punch(sh->fd, window_off(h, f), h->window);
@@ -484,14 +615,10 @@ int shared_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_
 						 : CTR_reclaim_fail_other, 1);
 		goto out_unlock;
 	}
-	for (i = 0; i < npages; i++)
-		if (res.zero_mask[i / 64] >> (i % 64) & 1)
-			zeromap_set(&r->pt, p0 + i);
-	sh->blob_len[f] = (uint32_t)res.blob_len;
 	/* the pages are gone everywhere; a write-protection left on a hole
 	 * would only cost the next writer a fault */
 	protect_all(u, sh, f, false);
-	__atomic_fetch_sub(&h->resident, 1, __ATOMIC_RELAXED);
+	resident_sub(h);
 	ctr_add(u, CTR_swapout_pages, res.data + res.same);
 	ctr_add(u, CTR_zero_pages_out, res.zero);
 	ctr_add(u, CTR_same_filled_pages, res.same);
@@ -501,6 +628,7 @@ int shared_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_
 		ctr_add(u, CTR_swapout_folios, 1);
 out_unlock:
 	table_unlock(h);
+	folio_disown(r, f);
 	return rc;
 }
 
@@ -522,8 +650,22 @@ static int install_run(struct uswap *u, char *base, const char *buf, unsigned i,
  * our mapping: every mapper sees it from then on.  The faulting threads
  * are left asleep (the caller wakes).  @return 0; -errno (folio unchanged).
  */
+static int swap_in_owned(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			 uint32_t word);
+
 static int shared_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 			  uint32_t word)
+{
+	int rc;
+
+	folio_own(r, f);
+	rc = swap_in_owned(u, c, r, f, word);
+	folio_disown(r, f);
+	return rc;
+}
+
+static int swap_in_owned(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			 uint32_t word)
 {
 	struct shared_region *sh = r->sh;
 	struct shared_header *h = sh->hdr;
@@ -564,15 +706,15 @@ static int shared_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r
 		if (zero)
 			nzero += j - i;
 	}
+	/* the record goes before the window: see folio_recover */
+	folio_record_clear(r, f);
 	os_file_punch(sh->fd, window_off(h, f), h->window);
 	ctr_add(u, CTR_swapin_pages, npages - nzero);
 	ctr_add(u, CTR_zero_pages_in, nzero);
 	if (r->pt.folio_order > 0)
 		ctr_add(u, CTR_swapin_folios, 1);
 done:
-	for (i = 0; i < npages; i++)
-		zeromap_clear(&r->pt, p0 + i);
-	sh->blob_len[f] = 0;
+	folio_record_clear(r, f);
 	return 0;
 }
 
@@ -623,7 +765,7 @@ static int shared_fault_locked(struct uswap *u, struct folio_ctx *c, struct regi
 	shared_charge(u, r, c);
 	rc = shared_swap_in(u, c, r, f, word);
 	if (rc) {
-		__atomic_fetch_sub(&r->sh->hdr->resident, 1, __ATOMIC_RELAXED);
+		resident_sub(r->sh->hdr);
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		if (rc == -EILSEQ) {
 			fprintf(stderr, "uswap: shared region %p folio %u: stored data is corrupt; "
@@ -688,7 +830,7 @@ int shared_advise(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 		shared_charge(u, r, c);
 		rc = shared_swap_in(u, c, r, f, word);
 		if (rc) {
-			__atomic_fetch_sub(&r->sh->hdr->resident, 1, __ATOMIC_RELAXED);
+			resident_sub(r->sh->hdr);
 		} else {
 			os_uffd_wake(u->ufd, folio_base(r, f), folio_bytes(u));
 			st = FOLIO_RESIDENT;

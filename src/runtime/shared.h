@@ -47,7 +47,7 @@
 #include "instance.h"
 
 #define SHARED_MAGIC 0x5253504157535355ull /* "USSWAPSR" */
-#define SHARED_VERSION 1u
+#define SHARED_VERSION 2u
 #define SHARED_MAPPERS_MAX 64
 
 /* One process that maps the region, as every mapper sees it. */
@@ -67,6 +67,7 @@ struct shared_header {
 	uint64_t meta_len;    /* bytes of the meta part (page multiple) */
 	uint64_t window;      /* bytes of one folio's window in the store part */
 	uint32_t table_lock;  /* 0 free, 1 held, 2 held with waiters */
+	uint32_t table_owner; /* pid holding table_lock (0 while it changes hands) */
 	uint32_t pending_forks; /* forks whose child is not in the table yet */
 	uint64_t resident;    /* resident folios, atomic */
 	struct shared_mapper mapper[SHARED_MAPPERS_MAX];
@@ -118,6 +119,9 @@ int shared_advise(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 /* uswap_pagemap words of pages [first, first+n) of folio f (locked, word). */
 void shared_folio_words(const struct region *r, uint32_t f, uint32_t word, unsigned first,
 			unsigned n, uint64_t *out);
+/* Lock folio f of shared region r, waiting as shared.h says and taking
+ * over a folio whose holder died.  @return the word before locking. */
+uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f);
 /* Resident folios of the shared regions u maps (a shard held). */
 uint64_t shared_resident(struct uswap *u);
 /* fork: the parent announces a child to every shared region (prefork);
