@@ -133,7 +133,10 @@ API int uswap_pagemap(uswap_t *u, const void *addr, size_t npages, uint64_t *out
 				shared_folio_words(r, f, word, first, n, out + done);
 			else
 				folio_words(&r->pt, f, word, first, n, out + done);
-			folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
+			if (r->sh)
+				shared_folio_unlock(r, f, folio_state_of(word), 0, 0);
+			else
+				folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 			done += n;
 			p += n;
 		}

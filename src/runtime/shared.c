@@ -21,6 +21,10 @@
 #define SHARED_POLL_NS 2000000ull
 #define WP_EAGAIN_SLEEP_NS 1000000ull
 #define WP_EAGAIN_RETRIES 30000
+/* A forked child that has not entered the mapper table after this long
+ * is dead: it gives up waiting for its userfaultfd after 30 s (fork.c),
+ * and enters the table at once when it has it. */
+#define FORK_PENDING_STALE_NS (40ull * 1000000000ull)
 
 static size_t round_up(size_t v, size_t to)
 {
@@ -48,6 +52,26 @@ static uint32_t *meta_blob_len(struct shared_header *h)
 static uint32_t *meta_owner(struct shared_header *h)
 {
 	return meta_blob_len(h) + shared_nfolios(h);
+}
+
+/* Every holder of a shared folio's lock names itself in its owner word
+ * while it holds it (0 in the instants around locking and unlocking):
+ * so an owner that is gone died holding it. */
+static void folio_own(struct region *r, uint32_t f)
+{
+	__atomic_store_n(&meta_owner(r->sh->hdr)[f], (uint32_t)getpid(), __ATOMIC_RELEASE);
+}
+
+static void folio_disown(struct region *r, uint32_t f)
+{
+	__atomic_store_n(&meta_owner(r->sh->hdr)[f], 0, __ATOMIC_RELEASE);
+}
+
+void shared_folio_unlock(struct region *r, uint32_t f, enum folio_state to, uint32_t set,
+			 uint32_t clear)
+{
+	folio_disown(r, f);
+	folio_unlock_wake(r, f, to, set, clear);
 }
 
 static uint64_t *meta_zeromap(struct shared_header *h)
@@ -122,8 +146,10 @@ uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 	for (;;) {
 		uint32_t sleep_on;
 
-		if (folio_trylock(&r->pt, f, &w))
+		if (folio_trylock(&r->pt, f, &w)) {
+			folio_own(r, f);
 			return w;
+		}
 		sleep_on = folio_prepare_wait(&r->pt, f);
 		if (sleep_on && !os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS)) {
 			waiting_absorb(u);
@@ -132,16 +158,6 @@ uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 	}
 }
 
-/* Mark / clear the long critical sections of folio f (locked). */
-static void folio_own(struct region *r, uint32_t f)
-{
-	__atomic_store_n(&meta_owner(r->sh->hdr)[f], (uint32_t)getpid(), __ATOMIC_RELEASE);
-}
-
-static void folio_disown(struct region *r, uint32_t f)
-{
-	__atomic_store_n(&meta_owner(r->sh->hdr)[f], 0, __ATOMIC_RELEASE);
-}
 
 static void table_lock(struct uswap *u, struct shared_header *h)
 {
@@ -579,6 +595,12 @@ int shared_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_
 
 	folio_own(r, f);
 	table_lock(u, h);
+	if (h->pending_forks && os_now_ns() - h->pending_since > FORK_PENDING_STALE_NS) {
+		fprintf(stderr, "uswap: shared region %p: %u forked child(ren) never entered the "
+				"mapper table (killed before uswap's fork handler ran?): evicting again\n",
+			(void *)r->start, h->pending_forks);
+		h->pending_forks = 0;
+	}
 	if (h->pending_forks) {
 		rc = -EAGAIN; /* a child not in the table yet could write unseen */
 		goto out_unlock;
@@ -660,7 +682,6 @@ static int shared_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r
 
 	folio_own(r, f);
 	rc = swap_in_owned(u, c, r, f, word);
-	folio_disown(r, f);
 	return rc;
 }
 
@@ -759,14 +780,14 @@ static int shared_fault_locked(struct uswap *u, struct folio_ctx *c, struct regi
 		if (range_install(u, u->ufd, INSTALL_ZERO, (char *)(uintptr_t)addr, NULL,
 				  OS_PAGE_SIZE, 0) != 1)
 			os_uffd_wake(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE);
-		folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, 0);
+		shared_folio_unlock(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, 0);
 		return 0;
 	}
 	shared_charge(u, r, c);
 	rc = shared_swap_in(u, c, r, f, word);
 	if (rc) {
 		resident_sub(r->sh->hdr);
-		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
+		shared_folio_unlock(r, f, folio_state_of(word), 0, 0);
 		if (rc == -EILSEQ) {
 			fprintf(stderr, "uswap: shared region %p folio %u: stored data is corrupt; "
 					"the access gets SIGBUS\n", (void *)r->start, f);
@@ -778,7 +799,7 @@ static int shared_fault_locked(struct uswap *u, struct folio_ctx *c, struct regi
 		return rc; /* the caller retries */
 	}
 	os_uffd_wake(u->ufd, folio_base(r, f), folio_bytes(u));
-	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
+	shared_folio_unlock(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
 	return 0;
 }
 
@@ -798,7 +819,7 @@ void shared_fault_wp(struct uswap *u, struct region *r, uint64_t addr)
 	if (rc && rc != -ENOENT)
 		fprintf(stderr, "uswap: shared region %p: lifting a write-protection failed: %s\n",
 			(void *)r->start, strerror(-rc));
-	folio_unlock_wake(r, f, folio_state_of(word), FOLIO_REFERENCED, 0);
+	shared_folio_unlock(r, f, folio_state_of(word), FOLIO_REFERENCED, 0);
 	in_fault = false;
 }
 
@@ -837,7 +858,7 @@ int shared_advise(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 			set = FOLIO_REFERENCED;
 		}
 	}
-	folio_unlock_wake(r, f, st, set, clear);
+	shared_folio_unlock(r, f, st, set, clear);
 	return rc;
 }
 
@@ -889,6 +910,7 @@ void shared_prefork(struct uswap *u)
 			continue;
 		table_lock(u, sh->hdr);
 		sh->hdr->pending_forks++;
+		sh->hdr->pending_since = os_now_ns();
 		table_unlock(sh->hdr);
 	}
 }
@@ -906,7 +928,8 @@ void shared_postfork_child(struct uswap *u)
 			continue;
 		table_lock(u, sh->hdr);
 		rc = mapper_add(sh, (uint32_t)getpid(), u->ufd, r->start);
-		sh->hdr->pending_forks--;
+		if (sh->hdr->pending_forks)
+			sh->hdr->pending_forks--;
 		table_unlock(sh->hdr);
 		if (rc) {
 			/* not in the table, its writes could be lost: never let them

@@ -69,6 +69,7 @@ struct shared_header {
 	uint32_t table_lock;  /* 0 free, 1 held, 2 held with waiters */
 	uint32_t table_owner; /* pid holding table_lock (0 while it changes hands) */
 	uint32_t pending_forks; /* forks whose child is not in the table yet */
+	uint64_t pending_since; /* os_now_ns() of the last of them */
 	uint64_t resident;    /* resident folios, atomic */
 	struct shared_mapper mapper[SHARED_MAPPERS_MAX];
 };
@@ -122,6 +123,9 @@ void shared_folio_words(const struct region *r, uint32_t f, uint32_t word, unsig
 /* Lock folio f of shared region r, waiting as shared.h says and taking
  * over a folio whose holder died.  @return the word before locking. */
 uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f);
+/* Unlock it (folio_unlock_wake, and no longer its owner). */
+void shared_folio_unlock(struct region *r, uint32_t f, enum folio_state to, uint32_t set,
+			 uint32_t clear);
 /* Resident folios of the shared regions u maps (a shard held). */
 uint64_t shared_resident(struct uswap *u);
 /* fork: the parent announces a child to every shared region (prefork);

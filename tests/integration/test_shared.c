@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -421,6 +422,62 @@ static void test_writers_race_eviction(void **state)
 	uswap_close(u);
 }
 
+/* ---- a mapper killed in the middle of evictions ---- */
+
+/* The child evicts and reads back the region without end; it is killed
+ * at a random instant, often holding a folio's lock or the mapper table's
+ * (an exit does the same to a process's threads).  The parent must still
+ * read every byte, evict and read again: no hang, nothing lost. */
+static void test_mapper_killed_mid_eviction(void **state)
+{
+	size_t len = 1 * MiB, pages = len / PAGE, i;
+	uswap_t *u = open_cfg(0);
+	char *mem, *shadow = shadow_map(len);
+	struct rng rng;
+	int round;
+
+	(void)state;
+	rng_seed(&rng, 5);
+	assert_int_equal(uswap_map(u, len, USWAP_MAP_SHARED, (void **)&mem), 0);
+	for (i = 0; i < pages; i++)
+		page_write(mem, shadow, i, 9);
+	for (round = 0; round < 6; round++) {
+		struct chan a, b;
+		pid_t pid;
+		int st;
+
+		chan_pair(&a, &b);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			/* in the mapper table from here on (a child killed before
+			 * that would hold evictions back for 40 s: shared.c) */
+			chan_send(&b, 0);
+			for (;;) {
+				uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT);
+				if (same_as_shadow(mem, shadow, len))
+					_exit(1);
+			}
+		}
+		assert_int_equal(chan_recv(&a), 0);
+		usleep((useconds_t)(2000 + rng_below(&rng, 40000)));
+		kill(pid, SIGKILL);
+		close(a.rd);
+		close(a.wr);
+		close(b.rd);
+		close(b.wr);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFSIGNALED(st)); /* it never found a wrong byte */
+		assert_int_equal(same_as_shadow(mem, shadow, len), 0);
+		assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
+		assert_int_equal(pagemap_expect(u, mem, shadow, pages, false), 0);
+		assert_int_equal(same_as_shadow(mem, shadow, len), 0);
+	}
+	assert_int_equal(uswap_unmap(u, mem, len), 0);
+	uswap_close(u);
+	munmap(shadow, len);
+}
+
 /* ---- the budget: shared folios are reclaimed ---- */
 
 static void test_budget_reclaims_shared(void **state)
@@ -547,6 +604,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_spawned_mapper_script),
 		cmocka_unit_test(test_writers_race_eviction),
 		cmocka_unit_test(test_budget_reclaims_shared),
+		cmocka_unit_test(test_mapper_killed_mid_eviction),
 		cmocka_unit_test(test_syscalls_on_swapped_out),
 	};
 
