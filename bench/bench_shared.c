@@ -101,10 +101,10 @@ int main(int argc, char **argv)
 
 	for (int mappers = 1; mappers <= 4; mappers *= 2) {
 		pid_t kids[4];
-		int fd, p[2], n = 0;
+		int fd, p[2], ready[2], n = 0;
 		char label[32];
 
-		if (uswap_map(u, len, USWAP_MAP_SHARED, (void **)&mem) || pipe(p))
+		if (uswap_map(u, len, USWAP_MAP_SHARED, (void **)&mem) || pipe(p) || pipe(ready))
 			return 1;
 		fill(mem, len);
 		fd = uswap_region_fd(u, mem);
@@ -114,12 +114,21 @@ int main(int argc, char **argv)
 				char c;
 
 				close(p[1]);
+				/* in the mapper table now (evictions wait for that) */
+				(void)!write(ready[1], "r", 1);
 				/* map it and wait: every eviction protects us too */
 				(void)!read(p[0], &c, 1);
 				_exit(0);
 			}
 		}
 		close(p[0]);
+		for (int k = 0; k < n; k++) {
+			char c;
+
+			(void)!read(ready[0], &c, 1);
+		}
+		close(ready[0]);
+		close(ready[1]);
 		/* measured after an eviction, when the data part is punched out:
 		 * the file holds the meta part and the blobs */
 		if (measure(u, mem, len, runs, &out_s, &in_s, &bytes, fd))
