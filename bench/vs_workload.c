@@ -7,7 +7,7 @@
  *
  *   vs_workload --mode kernel|uswap [--size 1G] [--limit 256M] [--codec lz4]
  *               [--folio 64K] [--thp] [--pageout-only] [--seed N]
- *               [--zram /sys/block/zram0]
+ *               [--zram /sys/block/zram0] [--no-swapcache] [--no-adapt]
  *
  * Budget mode (the default), phases in order:
  *   fill        write every page once with the realistic page mix
@@ -72,7 +72,9 @@ struct phase_result {
 	int ran;
 	uint64_t accesses;
 	double seconds;
-	uint64_t faults, majflt; /* uswap: its fault counter; kernel: page faults */
+	uint64_t faults, majflt; /* kernel: page faults, major ones (from the swap);
+				    uswap: its faults, those not first touch */
+	uint64_t handler_ns;     /* uswap: time its handlers spent on them */
 };
 
 struct mem_snapshot {
@@ -188,18 +190,20 @@ static size_t gcd(size_t a, size_t b)
 	return a;
 }
 
-static void faults_now(struct run *r, uint64_t *faults, uint64_t *majflt)
+static void faults_now(struct run *r, uint64_t *faults, uint64_t *majflt, uint64_t *ns)
 {
 	struct rusage ru;
 
 	if (r->u) {
 		*faults = stat_of(r->u, "faults");
-		*majflt = stat_of(r->u, "swapin_folios") + stat_of(r->u, "swapin_fallback");
+		*majflt = *faults - stat_of(r->u, "first_touch_folios");
+		*ns = stat_of(r->u, "fault_ns_total");
 		return;
 	}
 	getrusage(RUSAGE_SELF, &ru);
 	*faults = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
 	*majflt = (uint64_t)ru.ru_majflt;
+	*ns = 0;
 }
 
 static void mem_snapshot(struct run *r, struct mem_snapshot *s)
@@ -259,18 +263,19 @@ static void mem_print(const struct run *r, const char *name, const struct mem_sn
  * and its own faults on fd. */
 static void fork_child(struct run *r, int fd)
 {
-	uint64_t out[3] = { 0 }, f0, mj0;
+	uint64_t out[4] = { 0 }, f0, mj0, ns0;
 	size_t p;
 
 	/* the child's own faults: its rusage starts at zero, its copy of
 	 * uswap's counters at the parent's values */
-	faults_now(r, &f0, &mj0);
+	faults_now(r, &f0, &mj0, &ns0);
 	for (p = 0; p < r->m.pages; p++)
 		page_read(r, p);
 	out[0] = r->wrong;
-	faults_now(r, &out[1], &out[2]);
+	faults_now(r, &out[1], &out[2], &out[3]);
 	out[1] -= f0;
 	out[2] -= mj0;
+	out[3] -= ns0;
 	if (write(fd, out, sizeof(out)) != (ssize_t)sizeof(out))
 		_exit(3);
 	_exit(0);
@@ -278,7 +283,7 @@ static void fork_child(struct run *r, int fd)
 
 static int phase_fork(struct run *r, struct phase_result *res)
 {
-	uint64_t after[3];
+	uint64_t after[4];
 	int pfd[2], status;
 	pid_t pid;
 
@@ -309,6 +314,7 @@ static int phase_fork(struct run *r, struct phase_result *res)
 	r->wrong += after[0];
 	res->faults = after[1];
 	res->majflt = after[2];
+	res->handler_ns = after[3];
 	return 0;
 }
 
@@ -324,14 +330,14 @@ static int phase_run(struct run *r, enum phase ph)
 	struct phase_result *res = &r->ph[ph];
 	size_t pages = r->m.pages, n = pages / 4, i, mult = 2654435761u;
 	uint64_t rng = (r->o.seed + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)ph << 32);
-	uint64_t f0, mj0, f1, mj1;
+	uint64_t f0, mj0, ns0, f1, mj1, ns1;
 	double t0;
 	int rc = 0;
 
 	while (gcd(mult, pages) != 1)
 		mult += 2;
 	res->ran = 1;
-	faults_now(r, &f0, &mj0);
+	faults_now(r, &f0, &mj0, &ns0);
 	t0 = now_s();
 	switch (ph) {
 	case PH_FILL:
@@ -380,9 +386,10 @@ static int phase_run(struct run *r, enum phase ph)
 	res->seconds = now_s() - t0;
 	res->accesses = n;
 	if (ph != PH_FORK) {
-		faults_now(r, &f1, &mj1);
+		faults_now(r, &f1, &mj1, &ns1);
 		res->faults = f1 - f0;
 		res->majflt = mj1 - mj0;
+		res->handler_ns = ns1 - ns0;
 	}
 	model_refresh(&r->m);
 	return rc;
@@ -402,6 +409,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 		if (!strcmp(a, "--thp")) {
 			o->thp = 1;
+			continue;
+		}
+		if (!strcmp(a, "--no-adapt")) {
+			o->cfg.flags |= USWAP_CFG_NO_ADAPT;
+			continue;
+		}
+		if (!strcmp(a, "--no-swapcache")) {
+			o->cfg.flags |= USWAP_CFG_NO_SWAPCACHE;
 			continue;
 		}
 		if (!strcmp(a, "--pageout-only")) {
@@ -522,10 +537,11 @@ static void print_result(const struct run *r)
 		if (!p->ran)
 			continue;
 		printf("%s\"%s\": {\"accesses\": %" PRIu64 ", \"seconds\": %.6f, "
-		       "\"us_per_access\": %.4f, \"faults\": %" PRIu64 ", \"majflt\": %" PRIu64 "}",
+		       "\"us_per_access\": %.4f, \"faults\": %" PRIu64 ", \"majflt\": %" PRIu64
+		       ", \"handler_us_per_fault\": %.2f}",
 		       first ? "" : ", ", phase_names[ph], p->accesses, p->seconds,
 		       p->accesses ? p->seconds * 1e6 / (double)p->accesses : 0.0, p->faults,
-		       p->majflt);
+		       p->majflt, p->faults ? (double)p->handler_ns / 1e3 / (double)p->faults : 0.0);
 		first = 0;
 	}
 	printf("}, \"memory\": {");

@@ -49,12 +49,16 @@ struct uswap_config {
 /* No swap cache: a folio swapped in drops its stored copy at once, so
  * evicting it again compresses it again (for comparisons). */
 #define USWAP_CFG_NO_SWAPCACHE 0x2u
+/* No adaptive swap-in: a fault always brings in the whole folio, even
+ * when the region's faults look random (for comparisons). */
+#define USWAP_CFG_NO_ADAPT 0x4u
 
 /*
  * Open an instance: one userfaultfd, its handler threads and a reclaimer.
  * @cfg  NULL = defaults overridden by the USWAP_* environment variables
  *       (USWAP_LIMIT, USWAP_CODEC, USWAP_STORE, USWAP_FOLIO,
- *       USWAP_STORE_LIMIT, USWAP_THREADS, USWAP_PIN, USWAP_SWAPCACHE);
+ *       USWAP_STORE_LIMIT, USWAP_THREADS, USWAP_PIN, USWAP_SWAPCACHE,
+ *       USWAP_ADAPT);
  *       non-NULL = exactly these values.
  * @return 0 and *out set; -EINVAL for a bad value; -EPERM (or -ENOSYS) when
  *         userfaultfd is not available to this process, -ENOMEM; for a redis
@@ -191,7 +195,9 @@ int uswap_advise(uswap_t *u, void *addr, size_t len, int advice);
  *   PINNED     never evicted (USWAP_ADV_PIN)
  *   USWAP_PM_ORDER(w)  log2 of the pages of the unit the page is kept in:
  *              the region's folio order, or 0 where the folio is split
- *              (stored page by page, or covered in part by a lazy free)
+ *              (stored page by page, covered in part by a lazy free, or
+ *              swapped in page by page: then a page still out is SWAPPED
+ *              or ZERO without PRESENT)
  * A word of 0 is a page never used, or dropped: it reads as zero.
  */
 #define USWAP_PM_PRESENT   (1ull << 0)

@@ -117,6 +117,26 @@ void folio_flags_clear(struct pagetable *pt, uint32_t f, uint32_t bits)
 	__atomic_fetch_and(&pt->fword[f], ~bits, __ATOMIC_RELAXED);
 }
 
+bool folio_has_slots(const struct pagetable *pt, uint32_t f)
+{
+	uint32_t p0 = f << pt->folio_order, i;
+
+	for (i = 0; i < folio_pages(pt); i++)
+		if (entry_has_slot(pt->entry[p0 + i]))
+			return true;
+	return false;
+}
+
+bool folio_has_absent(const struct pagetable *pt, uint32_t f)
+{
+	uint32_t p0 = f << pt->folio_order, i;
+
+	for (i = 0; i < folio_pages(pt); i++)
+		if (entry_has_slot(pt->entry[p0 + i]) || zeromap_test(pt, p0 + i))
+			return true;
+	return false;
+}
+
 int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm)
 {
 	return folio_check_word(pt, f, folio_word_load(pt, f), sm);
@@ -131,10 +151,19 @@ int folio_check_word(const struct pagetable *pt, uint32_t f, uint32_t w, const s
 		fprintf(stderr, "uswap: folio %u: bad state word 0x%x\n", f, w);
 		return -EFAULT;
 	}
+	if ((w & FOLIO_PARTIAL) &&
+	    (st != FOLIO_RESIDENT || (w & FOLIO_SWAPCACHE) || !folio_has_absent(pt, f))) {
+		fprintf(stderr, "uswap: folio %u: PARTIAL in word 0x%x %s\n", f, w,
+			st != FOLIO_RESIDENT	? "(not resident)"
+			: w & FOLIO_SWAPCACHE ? "(with SWAPCACHE)"
+						: "(no page left to bring in)");
+		return -EFAULT;
+	}
 	for (i = first; i < first + folio_pages(pt); i++) {
 		bool zero = zeromap_test(pt, i), slot = entry_has_slot(pt->entry[i]);
 
-		if ((st == FOLIO_EMPTY || (st == FOLIO_RESIDENT && !(w & FOLIO_SWAPCACHE))) &&
+		if ((st == FOLIO_EMPTY ||
+		     (st == FOLIO_RESIDENT && !(w & (FOLIO_SWAPCACHE | FOLIO_PARTIAL)))) &&
 		    (zero || slot)) {
 			fprintf(stderr, "uswap: folio %u (state %d): page %u has %s\n", f, st, i,
 				zero ? "a zero bit" : "a slot");

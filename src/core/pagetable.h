@@ -30,6 +30,12 @@
  *             (lazily freed, not written since, write-protected): eviction
  *             discards them (they come back as zero pages); a write to the
  *             folio cancels the markers.
+ *             With PARTIAL (adaptive swap-in, runtime/swapin_partial.c),
+ *             the folio came in page by page because its region's
+ *             faults looked random: a page that still has a slot or a
+ *             zero bit is not mapped yet (its next access faults and
+ *             brings it in); a page with neither is mapped, or reads
+ *             zero.  PARTIAL and SWAPCACHE never go together.
  *   OUT       evicted: each page is either in the zero map, or has a slot,
  *             or (never for a folio evicted whole) neither = reads zero.
  *
@@ -73,6 +79,7 @@ enum folio_state {
 #define FOLIO_UNCHARGED  0x200u /* resident but not counted: the kernel would not let
 				   it go (shared with a forked process, pinned) */
 #define FOLIO_LAZYFREE   0x400u /* resident, and some pages carry ENTRY_LAZYFREE */
+#define FOLIO_PARTIAL    0x800u /* resident, some pages still stored (see above) */
 
 /* A page index within a region; a distinct type from slot numbers. */
 typedef struct {
@@ -194,9 +201,17 @@ static inline page_entry_t entry_of_slot(slot_t s)
 	return s.v + 1;
 }
 
+/* Does folio f (locked) have a page with a slot? */
+bool folio_has_slots(const struct pagetable *pt, uint32_t f);
+/* Does folio f (locked) have a page with a slot or a zero bit: for a
+ * RESIDENT|PARTIAL folio, a page still to bring in? */
+bool folio_has_absent(const struct pagetable *pt, uint32_t f);
+
 /*
  * Check the invariants of folio f (caller holds its lock): an EMPTY folio,
- * or a RESIDENT one without SWAPCACHE, has no slots and no zero bits; any
+ * or a RESIDENT one without SWAPCACHE or PARTIAL, has no slots and no zero
+ * bits; PARTIAL is only on a RESIDENT folio without SWAPCACHE that still has
+ * a page with a slot or a zero bit; a lazily freed page has neither; any
  * page has at most one of (slot, zero bit), and each slot is in use in sm.
  * @return 0 or -EFAULT after printing what is wrong.
  */

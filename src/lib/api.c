@@ -286,6 +286,17 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 	bool cached;
 	int rc;
 
+	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL)) {
+		/* pages still stored (adaptive swap-in): bring them all in */
+		rc = folio_swap_in_pages(u, c, r, f, 0, folio_pages(&r->pt));
+		if (rc == 0)
+			os_uffd_wake(u->ufd,
+				     r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT)),
+				     folio_bytes(u));
+		if (rc >= 0)
+			folio_flags_clear(&r->pt, f, FOLIO_PARTIAL);
+		return rc < 0 ? rc : 0;
+	}
 	if (folio_state_of(word) == FOLIO_RESIDENT)
 		return 0;
 	budget_charge(u, c);

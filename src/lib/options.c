@@ -36,6 +36,8 @@ const struct option_doc options_table[] = {
 	{ "USWAP_PIN", "--pin", "0|1", "1", "pin each handler thread to a CPU" },
 	{ "USWAP_SWAPCACHE", "--swapcache", "0|1", "1",
 	  "keep the stored copy of a folio swapped in until it is written" },
+	{ "USWAP_ADAPT", "--adapt", "0|1", "1",
+	  "when a region's faults look random, bring in only the faulting page" },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -129,6 +131,14 @@ int options_from_env(struct uswap_config *cfg)
 		if (!on)
 			cfg->flags |= USWAP_CFG_NO_SWAPCACHE;
 	}
+	if ((v = getenv("USWAP_ADAPT"))) {
+		unsigned on;
+
+		if ((rc = parse_uint("USWAP_ADAPT", v, 0, 1, &on)))
+			return rc;
+		if (!on)
+			cfg->flags |= USWAP_CFG_NO_ADAPT;
+	}
 	cfg->codec = getenv("USWAP_CODEC");
 	cfg->store = getenv("USWAP_STORE");
 	return 0;
@@ -176,9 +186,9 @@ int options_resolve(const struct uswap_config *cfg, struct uswap_params *p)
 	p->threads = cfg->threads ? cfg->threads : (unsigned)os_cpu_count();
 	if (!cfg->threads && p->threads > THREADS_DEFAULT_MAX)
 		p->threads = THREADS_DEFAULT_MAX;
-	if (cfg->flags & ~(USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE))
+	if (cfg->flags & ~(USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE | USWAP_CFG_NO_ADAPT))
 		return errmsg_set(-EINVAL, "config flags 0x%x are unknown: allowed are 0x%x", cfg->flags,
-				  USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE);
+				  USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE | USWAP_CFG_NO_ADAPT);
 	p->flags = cfg->flags;
 	return 0;
 }

@@ -64,7 +64,8 @@ static void folio_words(const struct pagetable *pt, uint32_t f, uint32_t word, u
 		return;
 	}
 	if ((st == FOLIO_OUT && !folio_is_one_run(pt, p0)) ||
-	    (st == FOLIO_RESIDENT && (word & FOLIO_LAZYFREE) && !folio_all_lazy(pt, p0)))
+	    (st == FOLIO_RESIDENT && (word & FOLIO_LAZYFREE) && !folio_all_lazy(pt, p0)) ||
+	    (st == FOLIO_RESIDENT && (word & FOLIO_PARTIAL)))
 		order = 0; /* split: its pages are not kept as one unit */
 	for (i = 0; i < n; i++) {
 		uint32_t p = p0 + first + i;
@@ -72,7 +73,9 @@ static void folio_words(const struct pagetable *pt, uint32_t f, uint32_t word, u
 		uint64_t w = (uint64_t)order << 8;
 		bool stored = entry_has_slot(e), zero = zeromap_test(pt, p);
 
-		if (st == FOLIO_RESIDENT)
+		/* a page of a partly swapped-in folio is present unless it is
+		 * still out (a slot or a zero bit: adaptive swap-in) */
+		if (st == FOLIO_RESIDENT && !((word & FOLIO_PARTIAL) && (stored || zero)))
 			w |= USWAP_PM_PRESENT;
 		if (stored)
 			w |= USWAP_PM_SWAPPED;

@@ -51,6 +51,9 @@ static int region_tally(struct uswap *u, const struct region *r, struct tally *t
 		if ((w & FOLIO_LAZYFREE) && st != FOLIO_RESIDENT)
 			return errmsg_set(-EUCLEAN, "region %p folio %u: LAZYFREE but not resident "
 						    "(word 0x%x)", (void *)r->start, f, w);
+		if ((w & FOLIO_PARTIAL) && (st != FOLIO_RESIDENT || (w & FOLIO_SWAPCACHE)))
+			return errmsg_set(-EUCLEAN, "region %p folio %u: PARTIAL but not plain resident "
+						    "(word 0x%x)", (void *)r->start, f, w);
 		if (st == FOLIO_RESIDENT)
 			*(w & FOLIO_UNCHARGED ? &t->uncharged : &t->resident) += 1;
 		t->pinned += (w & FOLIO_PINNED) != 0;

@@ -19,6 +19,8 @@
 	X(swapin_fallback, "large folios swapped in page by page (any reason below)")       \
 	X(swapin_fallback_split, "... because their slots were not one contiguous run")     \
 	X(swapin_fallback_partial, "... because some pages had no stored copy")              \
+	X(swapin_partial, "pages swapped in alone, not with their folio (access looked random)") \
+	X(swapout_partial, "partly resident folios swapped out page by page")               \
 	X(zero_pages_out, "zero-filled pages recorded in the zero map at swap-out")         \
 	X(zero_pages_in, "zero-map pages mapped back as the shared zero page")               \
 	X(same_filled_pages, "pages stored as one repeated word")                            \

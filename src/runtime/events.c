@@ -115,10 +115,14 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 		lazyfree_forget(u, r, f);
 		st = FOLIO_EMPTY;
 		clear = FOLIO_SWAPCACHE | FOLIO_PINNED | FOLIO_BUSY | FOLIO_REFERENCED |
-			FOLIO_UNCHARGED;
+			FOLIO_UNCHARGED | FOLIO_PARTIAL;
 		if (gone)
 			set = FOLIO_GONE;
 	}
+	/* a partly swapped-in folio whose pages still out were all dropped
+	 * (they read zero now, as holes) is a plain resident folio */
+	if ((w & FOLIO_PARTIAL) && !folio_has_absent(pt, f))
+		clear |= FOLIO_PARTIAL;
 	folio_unlock_wake(r, f, st, set, clear);
 }
 

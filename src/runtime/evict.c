@@ -31,8 +31,9 @@
 #define EAGAIN_RETRIES 1000
 
 /*
- * Move the pages in [from, from+len) to [to, to+len), page by page past
- * holes.  Bits of *moved (page i of the folio) tell which pages moved.
+ * Move pages [i, npages) of the folio at from to the same pages of the
+ * staging folio at to, page by page past holes.  Bits of *moved (page i of
+ * the folio) are set for the pages that moved.
  *
  * The staging folio is empty on entry, so -EEXIST at staging page i can
  * only mean that page i was moved already: the kernel's move_pages() can
@@ -41,11 +42,11 @@
  * page counts as moved; trusting the reported count alone would discard
  * it with the staging folio.
  */
-static int move_pages_out(struct uswap *u, char *to, char *from, unsigned npages, uint64_t *moved)
+static int move_pages_out(struct uswap *u, char *to, char *from, unsigned i, unsigned npages,
+			  uint64_t *moved)
 {
-	unsigned i = 0, retries = 0;
+	unsigned retries = 0;
 
-	memset(moved, 0, FOLIO_MASK_WORDS * sizeof(*moved));
 	while (i < npages) {
 		size_t off = (size_t)i * OS_PAGE_SIZE;
 		long n = os_uffd_move(u->staging_fd, to + off, from + off,
@@ -278,6 +279,112 @@ static unsigned folio_slots(const struct pagetable *pt, uint32_t p0)
 	return n;
 }
 
+/* Count a failed eviction: why, or when CTR_COUNT the reason rc says. */
+static void evict_fail_count(struct uswap *u, enum counter why, int rc)
+{
+	if (why != CTR_COUNT)
+		ctr_add(u, why, 1);
+	else if (rc == -ENOSPC)
+		ctr_add(u, CTR_reclaim_fail_store_full, 1);
+	else if (rc == -EBUSY)
+		ctr_add(u, CTR_reclaim_fail_busy, 1);
+	else if (rc == -ENOMEM)
+		ctr_add(u, CTR_reclaim_fail_nomem, 1);
+	else
+		ctr_add(u, CTR_reclaim_fail_other, 1);
+}
+
+static bool page_absent(const struct pagetable *pt, uint32_t p)
+{
+	return entry_has_slot(pt->entry[p]) || zeromap_test(pt, p);
+}
+
+/*
+ * Evict a PARTIAL folio (adaptive swap-in, swapin_partial.c): only its
+ * mapped pages move out, each becomes an order-0 blob (or a zero bit); the
+ * pages still stored keep their slots and zero bits untouched.  Pages with
+ * a slot or a zero bit are not mapped, so they are not even tried (a
+ * poisoned one would make the move fail).  Lazily freed pages among the
+ * moved ones are discarded (zero bits), as in a whole eviction.  On failure
+ * the slots taken here are freed and the moved pages go back.
+ */
+static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
+{
+	struct pagetable *pt = &r->pt;
+	unsigned npages = folio_pages(pt), i, j;
+	uint32_t p0 = f << pt->folio_order;
+	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
+	uint64_t moved[FOLIO_MASK_WORDS] = { 0 }, done[FOLIO_MASK_WORDS] = { 0 };
+	unsigned n_data = 0, n_zero = 0, n_same = 0;
+	enum counter why = CTR_COUNT;
+	int rc = 0;
+
+	for (i = 0; i < npages && !rc; i = j) {
+		for (; i < npages && page_absent(pt, p0 + i); i++)
+			;
+		for (j = i; j < npages && !page_absent(pt, p0 + j); j++)
+			;
+		if (i < j)
+			rc = move_pages_out(u, c->staging, base, i, j, moved);
+	}
+	if (!rc)
+		lazyfree_discard_moved(u, r, f, c->staging, moved);
+	for (i = 0; i < npages && !rc; i++) {
+		struct folio_encode_result res;
+		struct stored_run run;
+
+		if (!(moved[i / 64] >> (i % 64) & 1))
+			continue; /* still stored, or a hole: reads zero */
+		rc = folio_encode(u->p.codec, c->staging + (size_t)i * OS_PAGE_SIZE, 1, c->blob,
+				  c->scratch, &res);
+		if (rc) {
+			why = CTR_reclaim_fail_codec;
+			break;
+		}
+		if (!res.blob_len) {
+			zeromap_set(pt, p0 + i);
+			n_zero++;
+		} else {
+			rc = blob_store(u, c->blob, res.blob_len, 0, &run);
+			if (rc)
+				break;
+			pt->entry[p0 + i] = entry_of_slot(run.first);
+			n_same += res.same;
+			n_data += res.data;
+		}
+		done[i / 64] |= 1ull << (i % 64);
+	}
+	if (rc) {
+		for (i = 0; i < npages; i++) {
+			struct stored_run run;
+
+			if (!(done[i / 64] >> (i % 64) & 1))
+				continue;
+			if (entry_has_slot(pt->entry[p0 + i])) {
+				run.first = entry_slot(pt->entry[p0 + i]);
+				run_free(u, &run, 1);
+				pt->entry[p0 + i] = 0;
+			}
+			zeromap_clear(pt, p0 + i);
+		}
+		move_pages_back(u, base, c->staging, npages, moved);
+		os_mem_discard(c->staging, folio_bytes(u));
+		/* pages moved back are no longer write-protected */
+		lazyfree_forget(u, r, f);
+		evict_fail_count(u, why, rc);
+		return rc;
+	}
+	ctr_add(u, CTR_swapout_pages, n_data + n_same);
+	ctr_add(u, CTR_zero_pages_out, n_zero);
+	ctr_add(u, CTR_same_filled_pages, n_same);
+	ctr_add(u, CTR_swapout_partial, 1);
+	/* markers of holes (never moved) go too: an OUT folio has none */
+	lazyfree_forget(u, r, f);
+	folio_flags_clear(pt, f, FOLIO_PARTIAL);
+	os_mem_discard(c->staging, folio_bytes(u));
+	return 0;
+}
+
 int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
 {
 	struct pagetable *pt = &r->pt;
@@ -290,7 +397,10 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	enum counter why = CTR_COUNT; /* the failure reason, when not rc's */
 	int rc;
 
-	rc = move_pages_out(u, c->staging, base, npages, moved);
+	if (folio_word_load(pt, f) & FOLIO_PARTIAL)
+		return evict_partial(u, c, r, f);
+	memset(moved, 0, sizeof(moved));
+	rc = move_pages_out(u, c->staging, base, 0, npages, moved);
 	if (rc)
 		goto err_move_back;
 	if (lazyfree_discard_whole(u, r, f)) {
@@ -370,16 +480,7 @@ err_move_back:
 	/* pages moved back are no longer write-protected */
 	swapcache_drop(u, r, f, false);
 	lazyfree_forget(u, r, f);
-	if (why != CTR_COUNT)
-		ctr_add(u, why, 1);
-	else if (rc == -ENOSPC)
-		ctr_add(u, CTR_reclaim_fail_store_full, 1);
-	else if (rc == -EBUSY)
-		ctr_add(u, CTR_reclaim_fail_busy, 1);
-	else if (rc == -ENOMEM)
-		ctr_add(u, CTR_reclaim_fail_nomem, 1);
-	else
-		ctr_add(u, CTR_reclaim_fail_other, 1);
+	evict_fail_count(u, why, rc);
 	return rc;
 }
 

@@ -93,12 +93,78 @@ static void fault_fail(struct uswap *u, struct region *r, uint64_t addr, int err
 		os_uffd_wake(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE);
 }
 
+/*
+ * Swapping in folio f failed for good.  Is it worth trying its page alone?
+ * Yes when the page's own data is not in the run that failed: it has no
+ * slot (a zero page, or dropped), or the folio's stored pages lie in
+ * several runs (which one failed is not known).  No when every stored page
+ * is in the page's own run: that data is lost, reading it again would not
+ * change it.
+ */
+static bool page_may_come_alone(struct uswap *u, const struct pagetable *pt, uint32_t f,
+				uint32_t page)
+{
+	uint32_t p0 = f << pt->folio_order, i;
+	store_handle_t h;
+	slot_t own, first;
+	unsigned order;
+
+	if (!entry_has_slot(pt->entry[page]))
+		return true;
+	if (slot_run(u->slots, entry_slot(pt->entry[page]), &h, &own, &order))
+		return false;
+	for (i = p0; i < p0 + folio_pages(pt); i++) {
+		if (!entry_has_slot(pt->entry[i]))
+			continue;
+		if (slot_run(u->slots, entry_slot(pt->entry[i]), &h, &first, &order) ||
+		    first.v != own.v)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A fault on a page of a PARTIAL folio (locked, RESIDENT) that is still
+ * stored: bring in that page, or, when the region looks sequential again,
+ * every page still out.  @return as fault_resolve.
+ */
+static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint64_t addr,
+			 uint32_t f, uint32_t page, bool random, uint64_t t0)
+{
+	unsigned first = random ? page - (f << r->pt.folio_order) : 0;
+	unsigned n = random ? 1 : folio_pages(&r->pt);
+	char *at;
+	int rc = folio_swap_in_pages(u, c, r, f, first, n);
+
+	if (rc < 0 && error_is_permanent(rc) && n > 1 && page_may_come_alone(u, &r->pt, f, page)) {
+		/* another page's data is lost: this one may still be had */
+		first = page - (f << r->pt.folio_order);
+		n = 1;
+		rc = folio_swap_in_pages(u, c, r, f, first, n);
+	}
+	at = r->start + (((size_t)f << r->pt.folio_order) + first) * OS_PAGE_SIZE;
+	if (rc < 0) {
+		folio_unlock_wake(r, f, FOLIO_RESIDENT, 0, 0);
+		if (!error_is_permanent(rc))
+			return rc;
+		fault_fail(u, r, addr, rc);
+		return 0;
+	}
+	if (rc == 0)
+		os_uffd_wake(u->ufd, at, (size_t)n * OS_PAGE_SIZE);
+	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED,
+			  folio_has_absent(&r->pt, f) ? 0 : FOLIO_PARTIAL);
+	fault_latency(u, t0);
+	return 0;
+}
+
 int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 {
 	uint64_t t0 = os_now_ns();
 	struct region *r = regions_find(&u->regions, addr);
 	uint32_t page, f, word, set = FOLIO_REFERENCED;
-	bool cached;
+	unsigned first = 0, n;
+	bool cached, random, partial_in;
 	char *base;
 	int rc;
 
@@ -112,8 +178,12 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	page = (uint32_t)((addr - (uintptr_t)r->start) >> OS_PAGE_SHIFT);
 	f = page >> r->pt.folio_order;
 	base = r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT));
+	random = region_access_random(u, r, page);
 	word = folio_lock_wait(r, f);
 
+	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL) &&
+	    (entry_has_slot(r->pt.entry[page]) || zeromap_test(&r->pt, page)))
+		return fault_partial(u, c, r, addr, f, page, random, t0);
 	if (folio_state_of(word) == FOLIO_RESIDENT) {
 		ctr_add(u, CTR_faults_stale, 1);
 		/* a page of it went (the program dropped it, or the kernel
@@ -128,7 +198,32 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	}
 
 	budget_charge(u, c);
-	rc = folio_swap_in(u, c, r, f, word, &cached);
+	/* random access: only the faulting page of a folio with stored data */
+	partial_in = random && folio_state_of(word) == FOLIO_OUT && folio_has_slots(&r->pt, f);
+	if (partial_in) {
+		first = page - (f << r->pt.folio_order);
+		rc = folio_swap_in_pages(u, c, r, f, first, 1);
+		cached = false;
+		if (rc >= 0 && folio_has_absent(&r->pt, f))
+			set |= FOLIO_PARTIAL;
+	} else {
+		rc = folio_swap_in(u, c, r, f, word, &cached);
+		if (rc < 0 && error_is_permanent(rc) && folio_state_of(word) == FOLIO_OUT &&
+		    r->pt.folio_order > 0 && !(u->p.flags & USWAP_CFG_NO_ADAPT) &&
+		    page_may_come_alone(u, &r->pt, f, page)) {
+			/* part of the folio's stored data is lost: the faulting
+			 * page may still be had alone (a zero page, or one stored
+			 * in another run); only a page whose own data is lost is
+			 * poisoned */
+			partial_in = true;
+			first = page - (f << r->pt.folio_order);
+			rc = folio_swap_in_pages(u, c, r, f, first, 1);
+			cached = false;
+			if (rc >= 0 && folio_has_absent(&r->pt, f))
+				set |= FOLIO_PARTIAL;
+		}
+	}
+	n = partial_in ? 1 : folio_pages(&r->pt);
 	if (rc < 0) {
 		budget_uncharge(u, 1);
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
@@ -138,7 +233,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		return 0;
 	}
 	if (rc == 0)
-		os_uffd_wake(u->ufd, base, folio_bytes(u));
+		os_uffd_wake(u->ufd, base + (size_t)first * OS_PAGE_SIZE, (size_t)n * OS_PAGE_SIZE);
 	if (cached)
 		set |= FOLIO_SWAPCACHE;
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);

@@ -41,6 +41,9 @@ struct region {
 	size_t len;        /* bytes, a multiple of the folio size */
 	uint32_t npages;
 	struct pagetable pt;
+	/* the access-pattern detector (swapin_partial.c); atomic, relaxed */
+	uint32_t last_fault_page;
+	int32_t access_score;
 	struct shared_region *sh; /* shared regions only (shared.h), else NULL */
 };
 
@@ -235,6 +238,10 @@ void lazyfree_forget(struct uswap *u, struct region *r, uint32_t f);
 /* Eviction: the folio's pages are in staging; zero the lazily freed ones
  * (they will be recorded as zero pages) and count them discarded. */
 void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *staging);
+/* The same for a partial eviction: only the pages whose bit is set in
+ * moved (FOLIO_MASK_WORDS words) are in staging; every marker is cleared. */
+void lazyfree_discard_moved(struct uswap *u, struct region *r, uint32_t f, char *staging,
+			    const uint64_t *moved);
 /* Eviction, pages moved out: when every page of folio f is lazily freed,
  * record them all as zero pages, count them discarded and @return true
  * (nothing to read, encode or store); false otherwise. */
@@ -265,6 +272,30 @@ int range_install(struct uswap *u, int fd, enum install_op op, char *dst, const 
  */
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 		  uint32_t word, bool *cached);
+/* Decode the stored run of handle h (npages pages) into dst.
+ * @return 0; -errno from the store or the blob (-EILSEQ: corrupt). */
+int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages);
+
+/* ---- swapin_partial.c ---- */
+/* Record a fault at page of r and answer whether the region's faults look
+ * random (then a stored folio comes in page by page).  Always false with
+ * USWAP_CFG_NO_ADAPT or single-page folios. */
+bool region_access_random(struct uswap *u, struct region *r, uint32_t page);
+/*
+ * Bring in pages [first, first+n) of folio f, which the caller has locked
+ * and which is OUT or RESIDENT|PARTIAL (the caller sets the state and the
+ * PARTIAL flag, and charges the budget for an OUT folio).  Each page with
+ * a slot is decoded from its run and installed by copy (not
+ * write-protected: a partial folio keeps no swap cache); a page in the
+ * zero map, or with neither (it never held data, or is mapped already:
+ * left alone), gets the zero page.  The slots and zero bits of the pages
+ * brought in are dropped.  Nothing is installed when a page cannot be
+ * decoded.
+ * @return 1 when one ioctl installed the range and woke its waiters, 0 when
+ *         the caller must wake the range; -errno (as folio_swap_in).
+ */
+int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			unsigned first, unsigned n);
 
 /* ---- reclaim.c ---- */
 /* Account one more resident folio; reclaim directly at the hard limit.

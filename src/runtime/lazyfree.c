@@ -17,7 +17,8 @@
  * (lazyfree_split counts those folios: the folio's pages no longer share
  * one state).  Pages of the range already swapped out are freed from the
  * store at once: their data is not needed any more.  A swap-cached folio
- * drops its stored copy first (the advice makes it worthless).
+ * drops its stored copy first (the advice makes it worthless); so do the
+ * pages of a partly swapped-in (PARTIAL) folio that are still out.
  *
  * Why write-protection and not the kernel's dirty bit: userfaultfd gives
  * uswap no view of the dirty bit, and a write that slips between the
@@ -52,6 +53,15 @@ static int mark_resident(struct uswap *u, struct region *r, uint32_t f, unsigned
 	rc = os_uffd_wp(u->ufd, addr, (size_t)(b - a) << OS_PAGE_SHIFT, true, 0);
 	if (rc < 0)
 		return rc; /* nothing marked: the pages stay ordinary data */
+	if (w & FOLIO_PARTIAL) {
+		/* Pages of a partly swapped-in folio still out (adaptive
+		 * swap-in): their stored data is not needed any more; they
+		 * become holes that read zero, marked like the others.  Only
+		 * pages with neither slot nor zero bit may carry a marker. */
+		folio_drop_slots(u, r, f, a, b - a, NULL);
+		if (!folio_has_absent(pt, f))
+			folio_flags_clear(pt, f, FOLIO_PARTIAL);
+	}
 	for (i = a; i < b; i++) {
 		if (!entry_lazyfree(pt->entry[p0 + i])) {
 			pt->entry[p0 + i] |= ENTRY_LAZYFREE;
@@ -130,6 +140,23 @@ void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *stagi
 		if (entry_lazyfree(pt->entry[p0 + i]))
 			/* the staging page is present (holes were filled):
 			 * zero it in place; the encoder records it as zero */
+			memset(staging + ((size_t)i << OS_PAGE_SHIFT), 0, OS_PAGE_SIZE);
+	ctr_add(u, CTR_lazyfree_discard, clear_markers(u, r, f));
+}
+
+void lazyfree_discard_moved(struct uswap *u, struct region *r, uint32_t f, char *staging,
+			    const uint64_t *moved)
+{
+	struct pagetable *pt = &r->pt;
+	uint32_t p0 = f << pt->folio_order;
+	unsigned i;
+
+	if (!(folio_word_load(pt, f) & FOLIO_LAZYFREE))
+		return;
+	for (i = 0; i < folio_pages(pt); i++)
+		/* only a moved page is present in staging (a hole reads zero
+		 * already, and touching it would fault on our own staging) */
+		if (entry_lazyfree(pt->entry[p0 + i]) && (moved[i / 64] >> (i % 64) & 1))
 			memset(staging + ((size_t)i << OS_PAGE_SHIFT), 0, OS_PAGE_SIZE);
 	ctr_add(u, CTR_lazyfree_discard, clear_markers(u, r, f));
 }

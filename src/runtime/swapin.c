@@ -70,7 +70,7 @@ static int decode_visit(const void *obj, size_t len, void *arg)
 	return folio_decode(obj, len, d->dst, d->npages, NULL);
 }
 
-static int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages)
+int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages)
 {
 	struct decode_arg d = { dst, npages };
 

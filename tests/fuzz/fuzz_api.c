@@ -6,7 +6,11 @@
  * real runtime on a fake userfaultfd), one instance per input.
  *
  * The model knows each page's bytes, which regions exist and which folios
- * are pinned.  After every call: each return value is the one the model
+ * are pinned.  It knows nothing of how uswap swaps them in: whole folios,
+ * or single pages when a region's faults look random (adaptive swap-in,
+ * off in some inputs), are the same bytes to it; scattered reads (op 9)
+ * make random faults likely.  uswap_pagemap is checked against the fake
+ * kernel's page presence, not against the page table it is read from.  After every call: each return value is the one the model
  * expects (a refusal with a message), and every invariant holds (folio
  * states vs page presence, page entries vs slot map vs store, resident
  * accounting); at the end every byte is read back and closing frees every
@@ -124,6 +128,30 @@ static void page_write(struct run *x, struct model_region *m, size_t p, unsigned
 	}
 }
 
+/* uswap_pagemap of region m against the fake kernel: a mapped page is
+ * PRESENT, a page that is not PRESENT is not mapped, a unit of order > 0 is
+ * present or not as a whole, and no page is both SWAPPED and ZERO. */
+static void check_pagemap(struct run *x, struct model_region *m)
+{
+	uint64_t *pm = malloc(sizeof(*pm) * m->pages);
+	size_t p;
+
+	if (!pm || uswap_pagemap(x->u, m->mem, m->pages, pm))
+		fail("uswap_pagemap", (long)m->pages, 0);
+	for (p = 0; p < m->pages; p++) {
+		enum sim_page sp = sim_os_page(m->mem + p * PAGE);
+		size_t q0 = p >> USWAP_PM_ORDER(pm[p]) << USWAP_PM_ORDER(pm[p]);
+
+		if ((sp == SIM_PRESENT || sp == SIM_ZERO) && !(pm[p] & USWAP_PM_PRESENT))
+			fail("pagemap: a mapped page is not present", (long)p, (long)pm[p]);
+		if ((pm[p] & USWAP_PM_SWAPPED) && (pm[p] & USWAP_PM_ZERO))
+			fail("pagemap: a page both swapped and zero", (long)p, (long)pm[p]);
+		if (pm[p] && q0 < m->pages && ((pm[q0] ^ pm[p]) & USWAP_PM_PRESENT))
+			fail("pagemap: a unit's pages disagree on presence", (long)p, (long)pm[p]);
+	}
+	free(pm);
+}
+
 static void check_invariants(struct run *x)
 {
 	struct uswap *u = x->u;
@@ -153,6 +181,9 @@ static void check_invariants(struct run *x)
 			}
 		}
 	}
+	for (i = 0; i < MAX_REGIONS; i++)
+		if (x->r[i].mem)
+			check_pagemap(x, &x->r[i]);
 	if (instance_check(u))
 		fail("instance_check", 0, 0);
 	if (slotmap_check(u->slots))
@@ -350,6 +381,22 @@ static void op_drop(struct run *x)
 	memset(m->lazy + p, 0, n);
 }
 
+/* Reads at scattered pages (op 9): faults far apart, as random access. */
+static void op_scatter(struct run *x)
+{
+	struct model_region *m = pick(x, next(x));
+	unsigned n = 2 + next(x) % 8, stride = next(x), i;
+	size_t p;
+
+	if (!m)
+		return;
+	p = next(x) % m->pages;
+	for (i = 0; i < n; i++) {
+		page_read(x, m, p);
+		p = (p + (stride | 1) * 7) % m->pages;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -370,6 +417,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.limit = cfg.folio_size * (2 + next(&x) % 6);
 	if (x.store_limited)
 		cfg.store_limit = 64 << 10;
+	if ((b / 36) % 2)
+		cfg.flags |= USWAP_CFG_NO_ADAPT;
 	if (uswap_open(&cfg, &x.u))
 		fail("uswap_open", 0, 0);
 	handlers_stop(x.u); /* this thread serves the faults */
@@ -382,7 +431,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (ops = 0; x.left && ops < MAX_OPS; ops++) {
 		struct model_region *m;
 
-		switch (next(&x) % 9) {
+		switch (next(&x) % 10) {
 		case 0: op_map(&x); break;
 		case 1: op_unmap(&x); break;
 		case 2: case 3:
@@ -402,7 +451,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				fail("reclaim_one", rc, 0);
 			break;
 		}
-		default: op_drop(&x); break;
+		case 8: op_drop(&x); break;
+		default: op_scatter(&x); break;
 		}
 		check_invariants(&x);
 	}
@@ -421,6 +471,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uswap_stat(x.u, "store_objects", &v);
 	if (v)
 		fail("stored objects left after every unmap", (long)v, 0);
+	if (getenv("FUZZ_API_STATS")) {
+		/* which paths an input reached (to check that seeds do) */
+		uint64_t in = 0, out = 0, lazy = 0;
+
+		uswap_stat(x.u, "swapin_partial", &in);
+		uswap_stat(x.u, "swapout_partial", &out);
+		uswap_stat(x.u, "lazyfree_discard", &lazy);
+		fprintf(stderr, "fuzz_api: swapin_partial %llu swapout_partial %llu "
+				"lazyfree_discard %llu\n", (unsigned long long)in,
+			(unsigned long long)out, (unsigned long long)lazy);
+	}
 	folio_ctx_put(x.u, x.ctx);
 	uswap_close(x.u);
 	return 0;

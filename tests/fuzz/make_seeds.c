@@ -102,7 +102,8 @@ static void api_seeds(void)
 	/* config byte, then ops: 0 map (slot, flags, len), 2 write (slot, page,
 	 * value), 4 read (slot, page), 5 advise (slot, advice, first, n,
 	 * outside), 6 stat (i), 7 reclaim, 8 drop (slot, page, n), 1 unmap
-	 * (slot, bogus) */
+	 * (slot, bogus), 9 scattered reads (slot, count, stride, first);
+	 * config byte / 36 odd: adaptive swap-in off */
 	static const uint8_t seq1[] = {
 		9,  4,  0,  0, 1,  40, 2, 0, 3, 7,  2, 0, 17, 3,  2, 0, 30, 2,
 		5,  0,  1,  0, 40, 1,  4, 0, 3, 4,  0, 17, 5, 0, 3, 0, 4, 1,
@@ -118,7 +119,22 @@ static void api_seeds(void)
 		7,  7, 7, 4, 2, 1, 4, 2, 2, 4, 2, 3, 5, 2, 0, 0, 2, 1, 5, 2, 5, 0, 1, 1,
 	};
 
+	/* 16 KiB folios: 48 pages written, paged out, read at scattered
+	 * places (single pages come in: partly swapped-in folios), lazily
+	 * freed in part, dropped in part, paged out again, read again */
+	static const uint8_t seq4[] = {
+		1, 0, 0, 1, 47,
+		2, 0, 0, 3, 2, 0, 5, 7, 2, 0, 10, 9, 2, 0, 15, 11, 2, 0, 20, 13, 2, 0, 25, 15,
+		2, 0, 30, 17, 2, 0, 35, 19, 2, 0, 40, 21, 2, 0, 45, 23, 2, 0, 47, 25,
+		5, 0, 1, 0, 48, 1,
+		9, 0, 7, 3, 1, 9, 0, 7, 5, 2, 9, 0, 7, 1, 30, 9, 0, 7, 3, 8,
+		5, 0, 1, 0, 48, 1, 9, 0, 7, 3, 1, 9, 0, 7, 5, 2, 9, 0, 7, 1, 30,
+		5, 0, 5, 20, 6, 1, 8, 0, 26, 3,
+		9, 0, 7, 3, 11, 5, 0, 1, 0, 48, 1, 9, 0, 7, 9, 4,
+	};
+
 	put("api", 0, seq1, sizeof(seq1));
+	put("api", 3, seq4, sizeof(seq4));
 	put("api", 1, seq2, sizeof(seq2));
 	put("api", 2, seq3, sizeof(seq3));
 }

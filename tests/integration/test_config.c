@@ -63,6 +63,7 @@ static void test_bad_environment(void **state)
 		{ "USWAP_THREADS", "0", "1 to 64" },
 		{ "USWAP_THREADS", "many", "1 to 64" },
 		{ "USWAP_PIN", "2", "0 to 1" },
+		{ "USWAP_ADAPT", "yes", "0 to 1" },
 		{ "USWAP_CODEC", "gzip", "lz4" },
 		{ "USWAP_STORE", "floppy", "ram" },
 	};

@@ -484,36 +484,52 @@ static void test_store_get_passing_failure(void **state)
 }
 
 /* The store lost the object, or the data comes back corrupt or truncated:
- * the page that faulted is poisoned and counted; the data is never
- * decoded into garbage. */
-static void permanent_failure(struct countdown *c, int err, const char *counter)
+ * a page whose data was in it is poisoned and counted; the data is never
+ * decoded into garbage.  Folio 1 holds data pages 4, 5, 7 and a zero page,
+ * 6 (prog_write: v % 4 == 0).  A zero page's data is its zero-map bit, not
+ * the lost blob: with adaptive swap-in it comes in alone and reads zero;
+ * without (USWAP_CFG_NO_ADAPT) the whole folio fails and it is poisoned. */
+static void permanent_failure_at(struct countdown *c, int err, const char *counter, size_t p,
+				 unsigned flags)
 {
+	struct uswap_config cfg = small_cfg();
+	bool poison = p != 6 || (flags & USWAP_CFG_NO_ADAPT);
 	struct prog g;
-	size_t p = 6, i;
+	size_t i;
 
-	prog_open(&g, small_cfg(), 16 * 16384);
+	cfg.flags = flags;
+	prog_open(&g, cfg, 16 * 16384);
 	prog_fill(&g, 13);
 	for (i = 0; i < g.fpages; i++)
-		prog_write(&g, g.fpages + i, 2 + i); /* data pages in folio 1 */
+		prog_write(&g, g.fpages + i, 2 + i); /* folio 1: data, data, zero, data */
 	pageout_all(&g);
 	pthread_mutex_lock(&inj_lock);
 	*c = (struct countdown){ 1, err };
 	pthread_mutex_unlock(&inj_lock);
-	g.poisoned[p] = 1;
+	g.poisoned[p] = poison;
 	assert_int_equal(prog_fault(&g, p), 0);
 	assert_int_equal(inj_fired(), 1);
-	assert_int_equal(sim_os_page(g.mem + p * PAGE), SIM_POISONED);
+	assert_int_equal(sim_os_page(g.mem + p * PAGE), poison ? SIM_POISONED : SIM_ZERO);
 	assert_int_equal(stat_of(&g, counter), 1);
-	assert_int_equal(stat_of(&g, "fault_poisoned"), 1);
+	assert_int_equal(stat_of(&g, "fault_poisoned"), poison);
+	assert_int_equal(stat_of(&g, "swapin_partial"), !poison);
 	prog_check(&g);
 	/* the store still has the data (only its way back failed, or the
 	 * object is gone for good): either way no other page reads wrong */
 	prog_read_all(&g);
 	prog_check(&g);
-	/* the program drops the poisoned page: it reads zero again */
+	/* the program drops the page: it reads zero again */
 	prog_drop(&g, p, 1);
 	prog_read(&g, p);
 	prog_close(&g);
+}
+
+static void permanent_failure(struct countdown *c, int err, const char *counter)
+{
+	permanent_failure_at(c, err, counter, 5, 0);
+	permanent_failure_at(c, err, counter, 6, 0);
+	permanent_failure_at(c, err, counter, 5, USWAP_CFG_NO_ADAPT);
+	permanent_failure_at(c, err, counter, 6, USWAP_CFG_NO_ADAPT);
 }
 
 static void test_store_lost_object(void **state)

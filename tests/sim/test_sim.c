@@ -38,6 +38,7 @@ struct sim {
 			      read as their shadow or as zeros */
 	struct folio_ctx *ctx;
 	unsigned shard;
+	bool adaptive;     /* adaptive swap-in is on (not USWAP_CFG_NO_ADAPT) */
 };
 
 static void sim_fault(struct sim *s, size_t p)
@@ -64,6 +65,12 @@ static void sim_read(struct sim *s, size_t p)
 
 	sim_touch(s, p);
 	st = sim_os_page(s->mem + p * PAGE);
+	if (s->poisoned[p] && st != SIM_POISONED && s->adaptive) {
+		/* With adaptive swap-in a page of a corrupted folio may come in
+		 * alone without the corrupted blob (a zero-map page, a page in
+		 * another run): then it must read right, never wrong. */
+		s->poisoned[p] = 0;
+	}
 	if (s->poisoned[p]) {
 		if (st != SIM_POISONED) {
 			struct pagetable *pt = &s->u->regions.v[0]->pt;
@@ -74,8 +81,13 @@ static void sim_read(struct sim *s, size_t p)
 		}
 		return;
 	}
-	assert_int_not_equal(st, SIM_ABSENT);
-	assert_int_not_equal(st, SIM_POISONED);
+	if (st == SIM_ABSENT || st == SIM_POISONED) {
+		struct pagetable *pt = &s->u->regions.v[0]->pt;
+		uint32_t f = (uint32_t)(p >> pt->folio_order);
+
+		fail_msg("page %zu reads as %d (folio %u word 0x%x, entry 0x%x, zero bit %d)", p,
+			 st, f, folio_word_load(pt, f), pt->entry[p], zeromap_test(pt, (uint32_t)p));
+	}
 	if (s->lazy[p] && memcmp(s->mem + p * PAGE, s->shadow + p * PAGE, PAGE)) {
 		/* discarded: zeros from now on, until written */
 		for (size_t i = 0; i < PAGE; i++)
@@ -144,6 +156,37 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* uswap_pagemap against the fake kernel's page presence (not against the
+ * page table it is read from): a mapped page is PRESENT; a page that is not
+ * PRESENT is not mapped; a unit of order > 0 is present or not as a whole
+ * (a partly swapped-in folio is reported page by page, order 0); a page is
+ * never both SWAPPED and ZERO. */
+static void sim_check_pagemap(struct sim *s)
+{
+	uint64_t *pm = malloc(sizeof(*pm) * s->pages);
+	size_t p;
+
+	assert_non_null(pm);
+	assert_int_equal(uswap_pagemap(s->u, s->mem, s->pages, pm), 0);
+	for (p = 0; p < s->pages; p++) {
+		enum sim_page sp = sim_os_page(s->mem + p * PAGE);
+		unsigned order = USWAP_PM_ORDER(pm[p]);
+		size_t q0 = p >> order << order;
+
+		if ((sp == SIM_PRESENT || sp == SIM_ZERO) && !(pm[p] & USWAP_PM_PRESENT))
+			fail_msg("page %zu is mapped but its pagemap word 0x%llx says not present", p,
+				 (unsigned long long)pm[p]);
+		if ((pm[p] & USWAP_PM_SWAPPED) && (pm[p] & USWAP_PM_ZERO))
+			fail_msg("page %zu: pagemap word 0x%llx is both swapped and zero", p,
+				 (unsigned long long)pm[p]);
+		if (pm[p] && ((pm[q0] ^ pm[p]) & USWAP_PM_PRESENT))
+			fail_msg("page %zu: pagemap word 0x%llx (order %u) disagrees with page %zu's "
+				 "0x%llx on presence", p, (unsigned long long)pm[p], order, q0,
+				 (unsigned long long)pm[q0]);
+	}
+	free(pm);
+}
+
 /* Everything uswap keeps must agree with itself and with the fake. */
 static void sim_check(struct sim *s)
 {
@@ -169,6 +212,11 @@ static void sim_check(struct sim *s)
 			if (st != FOLIO_RESIDENT && sp != SIM_ABSENT && sp != SIM_POISONED)
 				fail_msg("folio %u (word 0x%x) is not resident but page %u is mapped (%d)",
 					 f, w, i, sp);
+			/* a partial folio's stored pages are not mapped */
+			if ((w & FOLIO_PARTIAL) && (entry_has_slot(e) || zeromap_test(pt, i)) &&
+			    sp != SIM_ABSENT && sp != SIM_POISONED)
+				fail_msg("partial folio %u (word 0x%x): page %u is stored and mapped (%d)",
+					 f, w, i, sp);
 			if (entry_has_slot(e)) {
 				store_handle_t h;
 				slot_t first;
@@ -180,6 +228,7 @@ static void sim_check(struct sim *s)
 			}
 		}
 	}
+	sim_check_pagemap(s);
 	/* one stored object per distinct run referenced */
 	qsort(firsts, nfirsts, sizeof(*firsts), cmp_u32);
 	for (i = 0; i < nfirsts; i++)
@@ -198,6 +247,7 @@ static void sim_open(struct sim *s, struct uswap_config *cfg, size_t len)
 	memset(s, 0, sizeof(*s));
 	cfg->threads = 1;
 	assert_int_equal(uswap_open(cfg, &s->u), 0);
+	s->adaptive = !(cfg->flags & USWAP_CFG_NO_ADAPT);
 	/* one thread drives everything: no handler or reclaimer runs beside it */
 	handlers_stop(s->u);
 	reclaimer_stop(s->u);
@@ -372,8 +422,15 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 		} else if (op < 92 && !s.poisoned[p]) {
 			/* a pinned folio never leaves, even when everything is paged out */
 			uint32_t f = (uint32_t)(p / fpages);
+			int rc = uswap_advise(s.u, s.mem + p * PAGE, PAGE, USWAP_ADV_PIN);
 
-			assert_int_equal(uswap_advise(s.u, s.mem + p * PAGE, PAGE, USWAP_ADV_PIN), 0);
+			/* a partial folio (adaptive swap-in) may hold another
+			 * page's lost data: it cannot come in whole */
+			if (rc == -EILSEQ && with_corruption && s.adaptive) {
+				sim_check(&s);
+				continue;
+			}
+			assert_int_equal(rc, 0);
 			pageout_check(step, uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT));
 			assert_int_equal(folio_state_of(folio_word_load(&s.u->regions.v[0]->pt, f)),
 					 FOLIO_RESIDENT);
@@ -398,8 +455,21 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 
 		sim_os_inject(&none);
 	}
-	fprintf(stderr, "# %u steps, %llu corruptions detected\n", steps,
-		(unsigned long long)corruptions);
+	{
+		uint64_t in = 0, out = 0;
+
+		uswap_stat(s.u, "swapin_partial", &in);
+		uswap_stat(s.u, "swapout_partial", &out);
+		fprintf(stderr, "# %u steps, %llu corruptions detected, %llu pages swapped in alone, "
+				"%llu partial folios swapped out\n", steps,
+			(unsigned long long)corruptions, (unsigned long long)in,
+			(unsigned long long)out);
+		/* the sequences must reach partly swapped-in folios, or they
+		 * prove nothing about them */
+		if (s.adaptive && s.u->p.folio_size > PAGE && (!in || !out))
+			fail_msg("adaptive swap-in never ran: %llu pages in alone, %llu partial "
+				 "swap-outs", (unsigned long long)in, (unsigned long long)out);
+	}
 	sim_close(&s);
 }
 
@@ -429,6 +499,272 @@ static void test_random_corruption_detected(void **state)
 	(void)state;
 	run_random(4, (struct uswap_config){ .limit = 8 * 65536, .codec = "none" }, 32 * 65536,
 		   10000, true);
+}
+
+/* The same random sequences with whole-folio swap-in only. */
+static void test_random_no_adapt(void **state)
+{
+	(void)state;
+	run_random(6, (struct uswap_config){ .limit = 8 * 65536, .flags = USWAP_CFG_NO_ADAPT },
+		   64 * 65536, 20000, false);
+}
+
+static void test_random_corruption_no_adapt(void **state)
+{
+	(void)state;
+	run_random(4, (struct uswap_config){ .limit = 8 * 65536, .codec = "none",
+					      .flags = USWAP_CFG_NO_ADAPT },
+		   32 * 65536, 10000, true);
+}
+
+static uint64_t sim_stat(struct sim *s, const char *name)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(uswap_stat(s->u, name, &v), 0);
+	return v;
+}
+
+static unsigned folio_mapped_pages(struct sim *s, size_t f)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < 16; i++)
+		n += sim_os_page(s->mem + (f * 16 + i) * PAGE) != SIM_ABSENT;
+	return n;
+}
+
+/*
+ * Adaptive swap-in, step by step: faults far apart bring in single pages
+ * (the folio becomes PARTIAL, its other pages stay stored and unmapped);
+ * evicting a partial folio stores its mapped pages alone and keeps the
+ * rest; sequential faults bring whole folios again and complete partial
+ * ones; WILLNEED completes a partial folio.  Every read is checked against
+ * the shadow, every invariant after every step.
+ */
+static void test_adaptive_swapin(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536 };
+	const size_t nfolios = 64;
+	struct sim s;
+	struct rng r;
+	size_t p, f, k;
+	uint64_t partial0, v;
+	struct pagetable *pt;
+
+	(void)state;
+	rng_seed(&r, 8);
+	sim_open(&s, &cfg, nfolios * 65536);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	sim_check(&s);
+
+	/* faults 37 folios apart: random after a dozen (the detector leans
+	 * to sequential: the fill was); then each brings one page */
+	for (k = 0; k < 16; k++)
+		sim_read(&s, ((k * 37) % nfolios) * 16 + 3);
+	sim_check(&s);
+	partial0 = sim_stat(&s, "swapin_partial");
+	assert_true(partial0 >= 1);
+	for (k = 16; k < 40; k++) {
+		size_t prev = ((k - 1) * 37) % nfolios;
+
+		f = (k * 37) % nfolios;
+		if (folio_state_of(folio_word_load(pt, (uint32_t)f)) == FOLIO_OUT) {
+			v = sim_stat(&s, "swapin_partial");
+			sim_read(&s, f * 16 + 5);
+			assert_int_equal(sim_stat(&s, "swapin_partial"), v + 1);
+			assert_true(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+			assert_int_equal(folio_mapped_pages(&s, f), 1);
+		}
+		/* a second page of the previous folio (far away): one more
+		 * page, still partial */
+		if (folio_mapped_pages(&s, prev) == 1) {
+			sim_write(&s, prev * 16 + 9, &r);
+			assert_int_equal(folio_mapped_pages(&s, prev), 2);
+			assert_true(folio_word_load(pt, (uint32_t)prev) & FOLIO_PARTIAL);
+		}
+		sim_check(&s);
+	}
+
+	/* evict everything: partial folios go out page by page, keeping the
+	 * pages that never came in */
+	v = sim_stat(&s, "swapout_partial");
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	assert_true(sim_stat(&s, "swapout_partial") > v);
+	sim_check(&s);
+
+	/* WILLNEED on one partial folio completes it */
+	f = (10 * 37) % nfolios;
+	sim_read(&s, f * 16 + 1);
+	sim_read(&s, ((f + 20) % nfolios) * 16 + 7);
+	if (folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL) {
+		assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_WILLNEED), 0);
+		assert_false(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+		assert_int_equal(folio_mapped_pages(&s, f), 16);
+	}
+	sim_check(&s);
+
+	/* sequential reads: the region turns sequential, folios come whole */
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	v = sim_stat(&s, "faults");
+	for (p = 0; p < s.pages; p++) {
+		sim_read(&s, p);
+		if (p % 64 == 0)
+			sim_check(&s);
+	}
+	/* one fault per folio, but for the few the detector took to turn
+	 * (each of those brings one page, then the rest with one more) */
+	assert_true(sim_stat(&s, "faults") - v <= nfolios + 8);
+	for (f = 8; f < nfolios; f++)
+		assert_int_equal(folio_mapped_pages(&s, f), 16);
+	sim_close(&s);
+}
+
+/* Read pages 37 folios apart until the region's faults look random and
+ * folio f comes in with page p of it alone (RESIDENT|PARTIAL). */
+static void make_partial(struct sim *s, struct rng *r, size_t nfolios, size_t f, unsigned p)
+{
+	struct pagetable *pt = &s->u->regions.v[0]->pt;
+	size_t k;
+
+	(void)r;
+	for (k = 1; k < 12; k++) {
+		size_t g = (f + k * 37) % nfolios;
+
+		if (folio_state_of(folio_word_load(pt, (uint32_t)g)) == FOLIO_OUT)
+			sim_read(s, g * 16 + k % 16);
+	}
+	sim_read(s, f * 16 + p);
+	assert_true(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+	assert_int_equal(folio_mapped_pages(s, f), 1);
+}
+
+static uint64_t pm_word(struct sim *s, size_t p)
+{
+	uint64_t w;
+
+	assert_int_equal(uswap_pagemap(s->u, s->mem + p * PAGE, 1, &w), 0);
+	return w;
+}
+
+/*
+ * A partly swapped-in folio under lazy free, the program's own madvise and
+ * the pagemap query: lazy free drops the stored pages it covers (they read
+ * zero, never stale data) and marks the mapped ones; eviction discards the
+ * marked pages and stores the others page by page; a remove event that
+ * drops every page still out leaves a plain resident folio; pagemap says
+ * page by page what is present, swapped or zero, at order 0.
+ */
+static void test_partial_lazyfree_events_pagemap(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536 };
+	const size_t nfolios = 64, f = 10, g = 20;
+	struct pagetable *pt;
+	struct sim s;
+	struct rng r;
+	uint64_t v, w;
+	size_t p;
+
+	(void)state;
+	rng_seed(&r, 10);
+	sim_open(&s, &cfg, nfolios * 65536);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, f, 3);
+	sim_check(&s);
+
+	/* pagemap: page 3 present, the others swapped (or zero), order 0 */
+	for (p = f * 16; p < f * 16 + 16; p++) {
+		w = pm_word(&s, p);
+		assert_int_equal(USWAP_PM_ORDER(w), 0);
+		if (p == f * 16 + 3)
+			assert_int_equal(w & (USWAP_PM_PRESENT | USWAP_PM_SWAPPED | USWAP_PM_ZERO),
+					 USWAP_PM_PRESENT);
+		else
+			assert_true(!(w & USWAP_PM_PRESENT) &&
+				    (w & (USWAP_PM_SWAPPED | USWAP_PM_ZERO)));
+	}
+
+	/* lazy free of pages 0..7: 3 is marked, the stored ones are freed
+	 * (slots and bits gone) and marked; 8..15 stay out: still PARTIAL */
+	v = sim_stat(&s, "orig_bytes");
+	for (p = f * 16; p < f * 16 + 8; p++)
+		v -= (pm_word(&s, p) & USWAP_PM_SWAPPED) ? PAGE : 0;
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 8 * PAGE, USWAP_ADV_FREE), 0);
+	memset(s.lazy + f * 16, 1, 8);
+	assert_int_equal(sim_stat(&s, "orig_bytes"), v);
+	assert_true(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+	for (p = f * 16; p < f * 16 + 8; p++)
+		assert_int_equal(pm_word(&s, p) & (USWAP_PM_PRESENT | USWAP_PM_LAZYFREE |
+						   USWAP_PM_SWAPPED | USWAP_PM_ZERO),
+				 USWAP_PM_PRESENT | USWAP_PM_LAZYFREE);
+	sim_check(&s);
+	/* evict: the mapped page is lazily freed, so discarded (a zero bit),
+	 * every marker counted; the freed pages read zero (nothing kept), the
+	 * pages never brought in keep their slots and zero bits */
+	v = sim_stat(&s, "lazyfree_discard");
+	w = sim_stat(&s, "swapout_partial");
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	assert_int_equal(folio_state_of(folio_word_load(pt, (uint32_t)f)), FOLIO_OUT);
+	assert_int_equal(sim_stat(&s, "swapout_partial"), w + 1);
+	assert_int_equal(sim_stat(&s, "lazyfree_discard"), v + 8);
+	assert_int_equal(sim_stat(&s, "lazyfree_pages"), 0);
+	assert_int_equal(pm_word(&s, f * 16 + 3), USWAP_PM_ZERO);
+	for (p = f * 16; p < f * 16 + 8; p++)
+		if (p != f * 16 + 3)
+			assert_int_equal(pm_word(&s, p), 0);
+	for (p = f * 16 + 8; p < f * 16 + 16; p++)
+		assert_true(pm_word(&s, p) & (USWAP_PM_SWAPPED | USWAP_PM_ZERO));
+	sim_check(&s);
+	for (p = f * 16; p < f * 16 + 16; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+
+	/* the program's MADV_DONTNEED over every page still out of a partial
+	 * folio: they read zero, and the folio is a plain resident one */
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, g, 0);
+	sim_os_drop(s.mem + (g * 16 + 1) * PAGE, 15 * PAGE);
+	events_drop(s.u, s.shard, (uint64_t)(uintptr_t)(s.mem + (g * 16 + 1) * PAGE),
+		    (uint64_t)(uintptr_t)(s.mem + (g * 16 + 16) * PAGE), false);
+	memset(s.shadow + (g * 16 + 1) * PAGE, 0, 15 * PAGE);
+	w = folio_word_load(pt, (uint32_t)g);
+	assert_int_equal(folio_state_of(w), FOLIO_RESIDENT);
+	assert_false(w & FOLIO_PARTIAL);
+	sim_check(&s);
+	for (p = g * 16; p < g * 16 + 16; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+	sim_close(&s);
+}
+
+/* With USWAP_CFG_NO_ADAPT, random faults still bring whole folios. */
+static void test_no_adapt_whole_folios(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536, .flags = USWAP_CFG_NO_ADAPT };
+	struct sim s;
+	struct rng r;
+	size_t p, k;
+
+	(void)state;
+	rng_seed(&r, 9);
+	sim_open(&s, &cfg, 64 * 65536);
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	for (k = 0; k < 32; k++) {
+		size_t f = (k * 37) % 64;
+
+		sim_read(&s, f * 16 + 3);
+		assert_int_equal(folio_mapped_pages(&s, f), 16);
+	}
+	assert_int_equal(sim_stat(&s, "swapin_partial"), 0);
+	sim_close(&s);
 }
 
 /* No contiguous run to be had: the folio is stored page by page. */
@@ -483,6 +819,11 @@ int main(void)
 		cmocka_unit_test(test_random_store_full),
 		cmocka_unit_test(test_random_corruption_detected),
 		cmocka_unit_test(test_order0_fallback),
+		cmocka_unit_test(test_random_no_adapt),
+		cmocka_unit_test(test_random_corruption_no_adapt),
+		cmocka_unit_test(test_adaptive_swapin),
+		cmocka_unit_test(test_no_adapt_whole_folios),
+		cmocka_unit_test(test_partial_lazyfree_events_pagemap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Adaptive swap-in: random 4 KiB access must not pay for a whole folio.
+ *
+ * Each region watches where its faults land.  A fault within two folios of
+ * the previous one counts as sequential (+2), a fault further away as
+ * random (-1); the score stays within [-8, 8] and starts at 0.  While it is
+ * below -2, a fault on a stored folio brings in only the faulting page: the
+ * folio becomes RESIDENT|PARTIAL, its other pages keep their slots (or zero
+ * bits) and come in one by one when they are touched.  A fault on a
+ * partial folio in a region that looks sequential again brings in all its
+ * remaining pages.  The asymmetry makes sequential access win quickly:
+ * whole folios with one fault are what sequential access wants, and what
+ * a region gets when in doubt.
+ *
+ * A partial folio is evicted page by page (evict.c): its mapped pages
+ * become order-0 blobs, its unmapped ones keep what they had, so a region
+ * accessed at random drifts towards single-page blobs, and later single
+ * page swap-ins decode 4 KiB instead of a whole folio.
+ *
+ * Only pages still out (a slot or a zero bit) are ever installed into a
+ * partial folio: its other pages are mapped, or holes the program made,
+ * whose own faults take the ordinary path (the zero page, and the end of
+ * lazy free for the folio: fault.c).  Lazy free and the program's remove
+ * events drop the stored copies of the pages still out that they cover;
+ * whoever leaves no page out clears PARTIAL (docs/ARCHITECTURE.md has the
+ * whole table).
+ *
+ * The detector's two words are read and written with relaxed atomics by
+ * every handler thread: races only blur a heuristic, never data.
+ */
+#include "instance.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "os/os.h"
+
+#define SCORE_MAX 8
+#define SCORE_RANDOM_BELOW (-2)
+
+bool region_access_random(struct uswap *u, struct region *r, uint32_t page)
+{
+	uint32_t last = __atomic_exchange_n(&r->last_fault_page, page, __ATOMIC_RELAXED);
+	int32_t score = __atomic_load_n(&r->access_score, __ATOMIC_RELAXED);
+	uint32_t dist = page > last ? page - last : last - page;
+
+	if ((u->p.flags & USWAP_CFG_NO_ADAPT) || r->pt.folio_order == 0)
+		return false;
+	if (dist <= (2u << r->pt.folio_order))
+		score = score + 2 > SCORE_MAX ? SCORE_MAX : score + 2;
+	else
+		score = score - 1 < -SCORE_MAX ? -SCORE_MAX : score - 1;
+	__atomic_store_n(&r->access_score, score, __ATOMIC_RELAXED);
+	return score < SCORE_RANDOM_BELOW;
+}
+
+/* Decode page p (which has a slot) into dst; *cached names the run already
+ * decoded into c->scratch2. */
+static int page_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *pt, uint32_t p,
+		       void *dst, slot_t *cached)
+{
+	slot_t s = entry_slot(pt->entry[p]), first;
+	store_handle_t h;
+	unsigned order;
+	int rc = slot_run(u->slots, s, &h, &first, &order);
+
+	if (rc)
+		return rc;
+	if (order > pt->folio_order)
+		return -EILSEQ;
+	if (first.v != cached->v) {
+		rc = run_decode(u, h, c->scratch2, 1u << order);
+		if (rc)
+			return rc;
+		*cached = first;
+	}
+	memcpy(dst, (char *)c->scratch2 + (size_t)(s.v - first.v) * OS_PAGE_SIZE, OS_PAGE_SIZE);
+	return 0;
+}
+
+enum page_in { PAGE_SKIP, PAGE_ZERO, PAGE_DATA };
+
+/* What bringing in page p of a folio in state st means: its data (a
+ * slot), the zero page (a zero bit, or nothing of an OUT folio: dropped
+ * while out), or nothing to do (a page of a RESIDENT|PARTIAL folio with
+ * neither is mapped already, or a hole whose own fault gives the zero page
+ * and ends lazy free: see fault.c). */
+static enum page_in page_in_kind(const struct pagetable *pt, uint32_t p, enum folio_state st)
+{
+	if (entry_has_slot(pt->entry[p]))
+		return PAGE_DATA;
+	if (zeromap_test(pt, p) || st == FOLIO_OUT)
+		return PAGE_ZERO;
+	return PAGE_SKIP;
+}
+
+/* Add (sign 1) or take back (sign -1) the counters of pages [a, b) of the
+ * folio at page p0. */
+static void partial_count(struct uswap *u, const struct pagetable *pt, uint32_t p0, unsigned a,
+			  unsigned b, enum folio_state st, int sign)
+{
+	uint64_t one = (uint64_t)(int64_t)sign;
+	unsigned i;
+
+	for (i = a; i < b; i++) {
+		enum page_in k = page_in_kind(pt, p0 + i, st);
+
+		if (k == PAGE_SKIP)
+			continue;
+		ctr_add(u, CTR_swapin_partial, one);
+		ctr_add(u, k == PAGE_DATA ? CTR_swapin_pages : CTR_zero_pages_in, one);
+	}
+}
+
+int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			unsigned first, unsigned n)
+{
+	struct pagetable *pt = &r->pt;
+	enum folio_state st = folio_state_of(folio_word_load(pt, f));
+	uint32_t p0 = (f << pt->folio_order) + first, i;
+	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
+	slot_t cached = { UINT32_MAX };
+	int rc = 0, woken = 0;
+
+	/* decode everything first: a page that cannot be had installs nothing */
+	for (i = 0; i < n; i++) {
+		if (page_in_kind(pt, p0 + i, st) != PAGE_DATA)
+			continue;
+		rc = page_decode(u, c, pt, p0 + i, (char *)c->scratch + (size_t)i * OS_PAGE_SIZE,
+				 &cached);
+		if (rc) {
+			ctr_add(u, rc == -EILSEQ ? CTR_swapin_fail_corrupt : CTR_swapin_fail_read, 1);
+			return rc;
+		}
+	}
+	/* count before installing: the ioctl may wake the program */
+	partial_count(u, pt, p0, 0, n, st, 1);
+	for (i = 0; i < n;) {
+		enum page_in k = page_in_kind(pt, p0 + i, st);
+		unsigned j = i + 1;
+		size_t off = (size_t)i * OS_PAGE_SIZE;
+
+		while (j < n && page_in_kind(pt, p0 + j, st) == k)
+			j++;
+		if (k == PAGE_SKIP) {
+			i = j;
+			continue;
+		}
+		/* one ioctl for the whole range also wakes its waiters */
+		rc = range_install(u, u->ufd, k == PAGE_DATA ? INSTALL_COPY : INSTALL_ZERO, base + off,
+				   (char *)c->scratch + off, (size_t)(j - i) * OS_PAGE_SIZE,
+				   i == 0 && j == n ? 0 : OS_DONTWAKE);
+		if (rc < 0) {
+			/* the pages installed so far stay in (their slots are
+			 * dropped below); the others keep theirs */
+			ctr_add(u, CTR_swapin_fail_install, 1);
+			partial_count(u, pt, p0, i, n, st, -1);
+			n = i;
+			break;
+		}
+		woken = rc;
+		i = j;
+	}
+	folio_drop_slots(u, r, f, first, n, NULL);
+	return rc < 0 ? rc : woken;
+}
