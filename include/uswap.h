@@ -73,6 +73,7 @@ void uswap_close(uswap_t *u);
 
 /* uswap_map flags */
 #define USWAP_MAP_PRIVATE 0x0 /* private anonymous memory (the default) */
+#define USWAP_MAP_SHARED  0x1 /* shared memory (a memfd): see below */
 
 /*
  * Map managed anonymous memory of len bytes (rounded up to whole pages),
@@ -82,9 +83,47 @@ void uswap_close(uswap_t *u);
  * and its own handler threads), and under the program's own munmap,
  * mremap of a whole region, and madvise(MADV_DONTNEED/MADV_FREE), which
  * read as zeros afterwards and free their stored copies.
- * @return 0 and *addr set; -EINVAL (len 0, unknown flags), -ENOMEM.
+ *
+ * With USWAP_MAP_SHARED the region is shared memory backed by a memfd: a
+ * forked child shares it (writes of either side are seen by the other),
+ * and another process can map it with uswap_map_fd from the descriptor
+ * uswap_region_fd gives.  Every process that maps it pages it under its
+ * own budget and sees the same data and the same swapped state
+ * (uswap_pagemap), whichever process evicted or brought a folio in.  A
+ * resident folio of a shared region counts against the budget of every
+ * instance that maps it.  Limits: USWAP_ADV_PIN, UNPIN and FREE are
+ * refused (-EINVAL); there is no swap cache; the compressed copies live
+ * in the memfd itself (not in the configured store); at most 64
+ * processes map one region at a time; writes through the descriptor
+ * (write(2) on it) instead of the mapping are not seen by eviction and
+ * may be lost; the kernel must have write-protection of shared memory
+ * (Linux 6.1+), and a process that evicts must be allowed to take the
+ * other mappers' userfaultfds (pidfd_getfd: ptrace permission).
+ * @return 0 and *addr set; -EINVAL (len 0, unknown flags), -ENOMEM;
+ *         -ENOTSUP (shared: the kernel lacks write-protection of shmem).
  */
 int uswap_map(uswap_t *u, size_t len, int flags, void **addr);
+
+/*
+ * Map, in this process, the shared region whose memfd is fd (from
+ * uswap_region_fd, passed over a Unix socket or inherited across exec).
+ * @len   the region's length (a multiple of the folio size)
+ * @flags USWAP_MAP_SHARED
+ * fd stays the caller's (uswap keeps its own duplicate).  The instance
+ * must use the region's folio size.  Unmap with uswap_unmap: the other
+ * mappers keep the region.
+ * @return 0 and *addr set; -EINVAL (fd not a uswap shared region, len or
+ *         folio size not the region's, flags) with a message; -ENOSPC (64
+ *         mappers already); -ENOTSUP; -ENOMEM.
+ */
+int uswap_map_fd(uswap_t *u, int fd, size_t len, int flags, void **addr);
+
+/*
+ * A new descriptor (close-on-exec) of the memfd of the shared region that
+ * contains addr, for uswap_map_fd in another process.  The caller closes
+ * it.  @return the descriptor; -EINVAL when addr is not in a shared region.
+ */
+int uswap_region_fd(uswap_t *u, const void *addr);
 
 /*
  * Unmap a whole region returned by uswap_map: addr and len as given to (or
@@ -150,7 +189,9 @@ int uswap_advise(uswap_t *u, void *addr, size_t len, int advice);
  *   LAZYFREE   lazily freed (USWAP_ADV_FREE), not written since
  *   SWAPCACHE  present and still has its stored copy (or zero record):
  *              evicting it again costs nothing
- *   SHARED     its slot is shared with another process (after fork)
+ *   SHARED     its slot is shared with another process (after fork); in a
+ *              shared region, every page in use: all mappers see this
+ *              same word (PRESENT there means in memory, for everyone)
  *   PINNED     never evicted (USWAP_ADV_PIN)
  *   USWAP_PM_ORDER(w)  log2 of the pages of the unit the page is kept in:
  *              the region's folio order, or 0 where the folio is split

@@ -13,6 +13,8 @@
 #include "signals.h"
 #include "os/os.h"
 #include "runtime/instance.h"
+#include "runtime/shared.h"
+#include "shared_api.h"
 
 #define API __attribute__((visibility("default")))
 
@@ -20,7 +22,7 @@
 #define UFFD_NEEDED                                                                 \
 	(OS_UFFD_MOVE | OS_UFFD_WP | OS_UFFD_FORK | OS_UFFD_REMOVE | OS_UFFD_UNMAP | \
 	 OS_UFFD_REMAP)
-#define UFFD_WANTED (UFFD_NEEDED | OS_UFFD_THREAD_ID | OS_UFFD_POISON)
+#define UFFD_WANTED (UFFD_NEEDED | OS_UFFD_THREAD_ID | OS_UFFD_POISON | OS_UFFD_WP_SHMEM)
 
 
 static void instance_free(struct uswap *u)
@@ -190,13 +192,16 @@ API int uswap_map(uswap_t *u, size_t len, int flags, void **addr)
 		return errmsg_set(-EINVAL, "uswap_map: %s is NULL", u ? "addr" : "u");
 	if (len == 0)
 		return errmsg_set(-EINVAL, "uswap_map: length 0 is not allowed: map at least one byte");
-	if (flags != USWAP_MAP_PRIVATE)
-		return errmsg_set(-EINVAL, "uswap_map: flags 0x%x are unknown: allowed is 0 (private)",
+	if (flags != USWAP_MAP_PRIVATE && flags != USWAP_MAP_SHARED)
+		return errmsg_set(-EINVAL, "uswap_map: flags 0x%x are unknown: allowed are 0 "
+					   "(private) and USWAP_MAP_SHARED (0x1)",
 				  (unsigned)flags);
 	fs = folio_bytes(u);
 	if (len > SIZE_MAX - fs || (len + fs - 1) / OS_PAGE_SIZE > UINT32_MAX)
 		return errmsg_set(-EINVAL, "uswap_map: length %zu is too large (at most 16 TiB)", len);
 	rounded = (len + fs - 1) & ~(fs - 1);
+	if (flags == USWAP_MAP_SHARED)
+		return shared_map(u, -1, rounded, addr);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -315,10 +320,15 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 			int advice, unsigned a, unsigned b)
 {
-	uint32_t word = folio_lock_wait(r, f);
-	enum folio_state st = folio_state_of(word);
+	uint32_t word;
+	enum folio_state st;
 	uint32_t set = 0, clear = 0;
 	int rc = 0;
+
+	if (r->sh)
+		return shared_advise(u, c, r, f, advice);
+	word = folio_lock_wait(r, f);
+	st = folio_state_of(word);
 
 	switch (advice) {
 	case USWAP_ADV_PAGEOUT:

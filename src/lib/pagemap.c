@@ -15,6 +15,7 @@
 #include "core/errmsg.h"
 #include "os/os.h"
 #include "runtime/instance.h"
+#include "runtime/shared.h"
 #include "signals.h"
 
 #define API __attribute__((visibility("default")))
@@ -130,9 +131,15 @@ API int uswap_pagemap(uswap_t *u, const void *addr, size_t npages, uint64_t *out
 
 			if (n > npages - done)
 				n = (unsigned)(npages - done);
-			word = folio_lock_wait(r, f);
-			folio_words(&r->pt, f, word, first, n, out + done);
-			folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
+			word = r->sh ? shared_folio_lock(u, r, f) : folio_lock_wait(r, f);
+			if (r->sh)
+				shared_folio_words(r, f, word, first, n, out + done);
+			else
+				folio_words(&r->pt, f, word, first, n, out + done);
+			if (r->sh)
+				shared_folio_unlock(r, f, folio_state_of(word), 0, 0);
+			else
+				folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 			done += n;
 			p += n;
 		}

@@ -41,6 +41,7 @@ int os_mem_discard(void *addr, size_t len);
 #define OS_UFFD_THREAD_ID 0x40u /* faulting thread id in fault messages */
 #define OS_UFFD_WP_ASYNC 0x80u
 #define OS_UFFD_POISON  0x100u /* UFFDIO_POISON */
+#define OS_UFFD_WP_SHMEM 0x200u /* write-protect on shmem (shared regions) */
 
 /*
  * Open a userfaultfd (O_CLOEXEC | O_NONBLOCK, user-mode faults only when
@@ -161,5 +162,35 @@ long os_resident_pages(void *addr, size_t len);
 /* Sleep while *word == val (or until woken).  Spurious returns happen. */
 void os_futex_wait(uint32_t *word, uint32_t val);
 void os_futex_wake_all(uint32_t *word);
+
+/* ---- files and descriptors (os_file.c), for shared regions ---- */
+/* A memfd of size bytes (close-on-exec).  @return the fd or -errno. */
+int os_memfd_create(const char *name, size_t size);
+/* The size of the file.  @return bytes or -errno. */
+long os_file_size(int fd);
+/* Read / write exactly len bytes at off (a hole reads as zeros).
+ * @return 0; -EIO past the end of the file; -errno. */
+int os_file_read(int fd, void *buf, size_t len, uint64_t off);
+int os_file_write(int fd, const void *buf, size_t len, uint64_t off);
+/* Free [off, off+len) of the file (it reads as zeros): every mapping of
+ * it loses its pages there.  off and len page aligned. */
+int os_file_punch(int fd, uint64_t off, size_t len);
+/* Map len bytes of the file from off, shared and read-write, at `at`
+ * (MAP_FIXED, replacing what is there) or anywhere when NULL.
+ * @return the address, or NULL with errno set. */
+void *os_file_map(int fd, size_t len, uint64_t off, void *at);
+/* A close-on-exec duplicate.  @return the fd or -errno. */
+int os_dup(int fd);
+/* A duplicate of descriptor fd of process pid (pidfd_getfd: needs ptrace
+ * permission over it).  @return the fd; -ESRCH when the process is gone,
+ * -EBADF when it has no such descriptor, -EPERM when not allowed. */
+int os_fd_take(int pid, int fd);
+/* Futexes on memory shared between processes (no FUTEX_PRIVATE_FLAG).
+ * wait: sleep while *word == val, at most timeout_ns; @return true when
+ * woken (or the word changed), false on timeout. */
+bool os_futex_wait_shared(uint32_t *word, uint32_t val, uint64_t timeout_ns);
+/* Has process pid exited (gone, or a zombie)? */
+bool os_process_gone(int pid);
+void os_futex_wake_shared(uint32_t *word);
 
 #endif

@@ -95,12 +95,14 @@ int os_close(int fd)
 
 void os_futex_wait(uint32_t *word, uint32_t val)
 {
-	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+	/* not FUTEX_PRIVATE_FLAG: the folio words of shared regions live in
+	 * memory shared with other processes, whose lockers wake us */
+	syscall(SYS_futex, word, FUTEX_WAIT, val, NULL, NULL, 0);
 }
 
 void os_futex_wake_all(uint32_t *word)
 {
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* ---- passing descriptors ---- */

@@ -30,6 +30,8 @@ static int region_tally(struct uswap *u, const struct region *r, struct tally *t
 	const struct pagetable *pt = &r->pt;
 	uint32_t f, p;
 
+	if (r->sh)
+		return 0; /* counted in the memfd, by every mapper: not ours alone */
 	for (f = 0; f < pt->nfolios; f++) {
 		uint32_t w = folio_word_load(pt, f);
 		enum folio_state st = folio_state_of(w);

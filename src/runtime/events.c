@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "os/os.h"
+#include "shared.h"
 
 int events_init(struct uswap *u)
 {
@@ -181,9 +182,16 @@ void events_drop(struct uswap *u, unsigned shard, uint64_t start, uint64_t end, 
 
 		if (!r || (uintptr_t)r->start >= end)
 			break;
-		region_dropped(u, r, start, end, gone);
-		if (gone && ndead < 8 && region_all_gone(r))
-			dead[ndead++] = r;
+		if (r->sh) {
+			/* MADV_DONTNEED of shared memory drops only this process's
+			 * view: the data stays in the memfd, nothing changes here */
+			if (gone && ndead < 8 && shared_region_unmapped(r, start, end))
+				dead[ndead++] = r;
+		} else {
+			region_dropped(u, r, start, end, gone);
+			if (gone && ndead < 8 && region_all_gone(r))
+				dead[ndead++] = r;
+		}
 		at = (uintptr_t)r->start + r->len;
 	}
 	regions_read_unlock(&u->regions, shard);

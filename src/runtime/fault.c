@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "os/os.h"
+#include "shared.h"
 
 uint32_t folio_lock_wait(struct region *r, uint32_t f)
 {
@@ -171,6 +172,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		fault_zero_page(u, addr);
 		return 0;
 	}
+	if (r->sh)
+		return shared_fault(u, c, r, addr);
 	ctr_add(u, CTR_faults, 1);
 	page = (uint32_t)((addr - (uintptr_t)r->start) >> OS_PAGE_SHIFT);
 	f = page >> r->pt.folio_order;
@@ -255,6 +258,10 @@ void fault_resolve_wp(struct uswap *u, uint64_t addr)
 		os_uffd_wp(u->ufd, (void *)(uintptr_t)addr, OS_PAGE_SIZE, false, 0);
 		return;
 	}
+	if (r->sh) {
+		shared_fault_wp(u, r, addr);
+		return;
+	}
 	f = (uint32_t)((addr - (uintptr_t)r->start) >> (OS_PAGE_SHIFT + r->pt.folio_order));
 	base = r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT));
 	len = folio_bytes(u);
@@ -286,8 +293,12 @@ static void *handler_main(void *arg)
 		if (rc == -EAGAIN) {
 			if (__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE))
 				break;
-			/* queued work (behind a fork) is retried every millisecond */
-			os_wait_readable(u->ufd, u->stop_fd, events_queued(u) ? 1 : -1);
+			/* queued work (behind a fork) is retried every millisecond;
+			 * otherwise a look every 100 ms: another thread that reads
+			 * pending messages while it waits (events_absorb, e.g. the
+			 * reclaimer moving pages back) may queue them just after
+			 * this check, and nothing would wake us for them */
+			os_wait_readable(u->ufd, u->stop_fd, events_queued(u) ? 1 : 100);
 			continue;
 		}
 		if (rc < 0) {

@@ -49,6 +49,7 @@
 
 #include "core/errmsg.h"
 #include "os/os.h"
+#include "shared.h"
 
 #define CHILD_UFFD_TIMEOUT_MS 30000
 
@@ -90,6 +91,7 @@ static void instance_prefork(struct uswap *u)
 	pthread_mutex_lock(&u->clock_lock);
 	pthread_mutex_lock(&u->ctx_lock);
 	pthread_mutex_lock(&u->ra_lock);
+	shared_prefork(u);
 	mark_slots_shared(u);
 	slotmap_prefork(u->slots);
 	if (u->p.store_ops->prefork)
@@ -208,6 +210,7 @@ static void instance_postfork_child(struct uswap *u)
 	}
 	os_close(u->ufd);
 	u->ufd = fd;
+	shared_postfork_child(u);
 	os_close(u->staging_fd);
 	u->staging_fd = os_uffd_open(OS_UFFD_MOVE, &got);
 	if (u->staging_fd < 0)

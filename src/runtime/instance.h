@@ -11,6 +11,8 @@
  *         -> folio LOCKED bits (only compare-and-swap of a word just looked
  *            at while clock_lock is held: never a wait)
  *           -> slot map locks -> store locks
+ *           (a shared region's folio word -> its mapper table lock, both
+ *            in the memfd, across processes: see shared.h)
  *   ctx_lock, queue.lock and read_lock are leaves.
  * Readers of the region table take only their own shard (see regions.c),
  * so the fault path shares no lock between handler threads.  Handler
@@ -46,6 +48,7 @@ struct region {
 	 * of the last swap-in fault (0: none), faults in a row, end of the
 	 * folios asked for */
 	uint32_t ra_last, ra_run, ra_next;
+	struct shared_region *sh; /* shared regions only (shared.h), else NULL */
 };
 
 /* Readahead (readahead.c): folios asked for per fault, requests queued. */
@@ -172,6 +175,7 @@ struct uswap {
 
 	uint64_t swapcache_pages; /* atomic: pages holding a stored copy */
 	uint64_t lazyfree_pages;  /* atomic: pages marked ENTRY_LAZYFREE */
+	uint32_t nshared;         /* atomic: shared regions in the table */
 	uint64_t counters[CTR_COUNT]; /* atomic, relaxed */
 };
 
@@ -320,6 +324,12 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 /* Account one more resident folio; reclaim directly at the hard limit.
  * The caller holds a region shard and the lock of the folio it brings in. */
 void budget_charge(struct uswap *u, struct folio_ctx *c);
+/* What counts against the budget: resident private folios plus every
+ * resident folio of the shared regions u maps (a shard held). */
+uint64_t budget_resident(struct uswap *u);
+/* Wake the reclaimer past the high mark; reclaim directly past the budget
+ * (a shard held, as in budget_charge). */
+void budget_enforce(struct uswap *u, struct folio_ctx *c);
 void budget_uncharge(struct uswap *u, uint64_t folios);
 /* A folio the kernel will not let go stops counting / a resident folio
  * leaves (evicted or dropped): uncharge it unless it was exempt. */

@@ -78,8 +78,8 @@ static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region 
 	bool cached;
 	int rc;
 
-	if (!folio_trylock(&r->pt, f, &word))
-		return;
+	if (r->sh || !folio_trylock(&r->pt, f, &word))
+		return; /* a shared region's folios come in by its own path */
 	if (folio_state_of(word) != FOLIO_OUT || (word & FOLIO_GONE)) {
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		return;

@@ -23,6 +23,7 @@
 
 #include "core/clock.h"
 #include "os/os.h"
+#include "shared.h"
 
 void budget_uncharge(struct uswap *u, uint64_t folios)
 {
@@ -123,10 +124,13 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
 
 		if (!victim_pick(u, &r, &f))
 			return -EAGAIN;
-		rc = folio_evict(u, c, r, f);
+		rc = r->sh ? shared_evict(u, c, r, f) : folio_evict(u, c, r, f);
 		if (rc == 0) {
-			budget_release(u, &r->pt, f);
-			folio_unlock_wake(r, f, FOLIO_OUT, eviction_stamp(u), FOLIO_REFERENCED);
+			if (!r->sh) /* shared_evict counts its own */
+				budget_release(u, &r->pt, f);
+			/* the stamp is this instance's count: private folios only */
+			folio_unlock_wake(r, f, FOLIO_OUT, r->sh ? 0 : eviction_stamp(u),
+					  FOLIO_REFERENCED);
 			ctr_add(u, why, 1);
 			return 0;
 		}
@@ -156,15 +160,24 @@ static void overshoot_report(struct uswap *u, int why)
 				       : "nothing can be evicted (pinned or busy)");
 }
 
+uint64_t budget_resident(struct uswap *u)
+{
+	return __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) + shared_resident(u);
+}
+
 void budget_charge(struct uswap *u, struct folio_ctx *c)
 {
-	uint64_t n = __atomic_add_fetch(&u->resident_folios, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&u->resident_folios, 1, __ATOMIC_RELAXED);
+	budget_enforce(u, c);
+}
 
+void budget_enforce(struct uswap *u, struct folio_ctx *c)
+{
 	if (!u->max_folios)
 		return;
-	if (n > u->high_wm)
+	if (budget_resident(u) > u->high_wm)
 		os_eventfd_signal(u->kick_fd);
-	while (__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) > u->max_folios) {
+	while (budget_resident(u) > u->max_folios) {
 		int rc = reclaim_one(u, c, CTR_reclaim_direct);
 
 		if (rc) {
@@ -186,14 +199,16 @@ static void *reclaimer_main(void *arg)
 		/* One folio per hold of the shard, so map and unmap never wait
 		 * for a whole reclaim pass; readahead asked for meanwhile goes
 		 * first (a program waits for it). */
-		while (u->max_folios && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE) &&
-		       __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) > u->low_wm) {
-			int rc;
+		while (u->max_folios && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
+			int rc = -EAGAIN;
 
 			readahead_run(u, &u->reclaim_ctx, shard);
 			pthread_rwlock_rdlock(&u->fork_lock);
 			regions_read_lock(&u->regions, shard);
-			rc = reclaim_one(u, &u->reclaim_ctx, CTR_reclaim_background);
+			/* shared folios other processes bring in count too: checked
+			 * here, at least every 100 ms */
+			if (budget_resident(u) > u->low_wm)
+				rc = reclaim_one(u, &u->reclaim_ctx, CTR_reclaim_background);
 			regions_read_unlock(&u->regions, shard);
 			pthread_rwlock_unlock(&u->fork_lock);
 			if (rc)

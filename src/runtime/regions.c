@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "os/os.h"
+#include "shared.h"
 
 #define REGIONS_MAX (1u << 20)
 
@@ -179,6 +180,10 @@ void region_destroy(struct uswap *u, struct region *r)
 {
 	uint32_t f, span = 0;
 
+	if (r->sh) {
+		shared_region_destroy(u, r);
+		return;
+	}
 	for (f = 0; f < r->pt.nfolios; f++) {
 		uint32_t w = folio_word_load(&r->pt, f);
 
