@@ -7,6 +7,7 @@
 #   sudo bench/redis_vs_kernel.sh [--quick] [--limit 256M] [--keys 1000000]
 #                                 [--value 1024] [--requests 200000]
 #                                 [--clients 50] [--reps 3] [--allowance SIZE]
+#                                 [--folio SIZE]
 #                                 [--build build] [--out bench/results/NAME]
 #
 # Kernel: /dev/zram0 as swap (lz4) and redis-server in a memory cgroup
@@ -15,7 +16,8 @@
 # heap only, the allowance gives the kernel the same room for the rest.  By
 # default it is the resident size of an idle redis-server, measured at the
 # start of the run; --allowance SIZE sets it.
-# uswap: `uswap run --limit BUDGET -- redis-server` (lz4, 64 KiB folios).
+# uswap: `uswap run --limit BUDGET -- redis-server` (lz4, 64 KiB folios or
+# --folio SIZE).
 # Both: the same keys (bench/redis_fill: values cut from the realistic page
 # mix), checked after the GET phase; then redis-benchmark GET over random
 # keys, then SET (its own payload of --value bytes), over the whole key
@@ -27,20 +29,20 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-limit=256M keys=1000000 value=1024 requests=200000 clients=50 reps=3 allowance=""
+limit=256M keys=1000000 value=1024 requests=200000 clients=50 reps=3 allowance="" folio=""
 build="$here/../build" out=""
-usage() { sed -n '6,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '6,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) limit=32M keys=120000 requests=50000; shift; continue ;;
-	--limit|--keys|--value|--requests|--clients|--reps|--allowance|--build|--out)
+	--limit|--keys|--value|--requests|--clients|--reps|--allowance|--folio|--build|--out)
 		[ $# -ge 2 ] || { echo "redis_vs_kernel: $1 needs a value" >&2; exit 2; } ;;
 	-h|--help) usage ;;
 	*) echo "redis_vs_kernel: unknown option $1" >&2; usage ;;
 	esac
 	case "$1" in
 	--limit) limit=$2 ;; --keys) keys=$2 ;; --value) value=$2 ;; --requests) requests=$2 ;;
-	--clients) clients=$2 ;; --reps) reps=$2 ;; --allowance) allowance=$2 ;;
+	--clients) clients=$2 ;; --reps) reps=$2 ;; --allowance) allowance=$2 ;; --folio) folio=$2 ;;
 	--build) build=$2 ;; --out) out=$2 ;;
 	esac
 	shift 2
@@ -155,7 +157,7 @@ kernel_side() {
 }
 
 uswap_side() {
-	"$uswap" run --limit "$limit" -- redis-server "${redis_args[@]}" &
+	"$uswap" run --limit "$limit" ${folio:+--folio "$folio"} -- redis-server "${redis_args[@]}" &
 	server=$!
 	side uswap "$1"
 }
@@ -175,7 +177,7 @@ fi
 : > "$out/runs.jsonl"
 {
 	echo "date: $(date -u +%FT%TZ)"
-	echo "command: $0 --limit $limit --keys $keys --value $value --requests $requests --clients $clients --reps $reps --allowance $allowance"
+	echo "command: $0 --limit $limit --keys $keys --value $value --requests $requests --clients $clients --reps $reps --allowance $allowance${folio:+ --folio $folio}"
 	echo "redis: $(redis-server --version | cut -d' ' -f3), kernel: $(uname -r), cpus: $(nproc), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "git: $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } > "$out/conditions.txt"
