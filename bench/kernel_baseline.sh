@@ -147,3 +147,21 @@ kb_restore() {
 	if grep -q '^/dev/zram0 ' /proc/swaps; then echo "$kb_name: WARNING: zram0 is still swap" >&2; fi
 	if [ "$(wc -l < /proc/swaps)" -gt 1 ]; then echo "$kb_name: WARNING: swap is still active: $(tail -n +2 /proc/swaps)" >&2; fi
 }
+
+# kb_traps: restore the machine on exit, error, Ctrl-C or kill; the
+# benchmark's program running then ($kb_child, a pid, if set) is ended first.
+kb_child=""
+kb_exit() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [ -n "$kb_child" ] && kill -0 "$kb_child" 2>/dev/null; then
+		kill -KILL "$kb_child" 2>/dev/null || true
+		wait "$kb_child" 2>/dev/null || true
+	fi
+	kb_restore
+	exit "$rc"
+}
+kb_traps() {
+	trap kb_exit EXIT
+	trap 'echo "$kb_name: interrupted; restoring" >&2; exit 130' INT TERM
+}

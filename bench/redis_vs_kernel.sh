@@ -78,20 +78,9 @@ mkdir -p "$out"
 kb_name=redis_vs_kernel
 . "$here/kernel_baseline.sh"
 kb_init
-server="" port=$((20000 + $$ % 20000))
+kb_child="" port=$((20000 + $$ % 20000))
 
-restore() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-		kill -KILL "$server" 2>/dev/null || true
-		wait "$server" 2>/dev/null || true
-	fi
-	kb_restore
-	exit "$rc"
-}
-trap restore EXIT
-trap 'echo "redis_vs_kernel: interrupted; restoring" >&2; exit 130' INT TERM
+kb_traps
 
 redis_args=(--port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no
 	--protected-mode yes --logfile "$out/redis.log")
@@ -99,7 +88,7 @@ redis_args=(--port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemoniz
 server_ready() {
 	for _ in $(seq 100); do
 		redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
-		kill -0 "$server" 2>/dev/null || die "redis-server exited at start (see $out/redis.log)"
+		kill -0 "$kb_child" 2>/dev/null || die "redis-server exited at start (see $out/redis.log)"
 		sleep 0.1
 	done
 	die "redis-server did not answer on port $port"
@@ -129,7 +118,7 @@ side() {
 	if [ "$label" = kernel ]; then
 		extra=$(awk '{ printf "\"zram_orig_bytes\": %s, \"zram_mem_used\": %s", $1, $3 }' $kb_zram/mm_stat)
 	else
-		extra=$("$uswap" stat "$server" --json | /usr/bin/python3 -c '
+		extra=$("$uswap" stat "$kb_child" --json | /usr/bin/python3 -c '
 import json, sys
 s = json.load(sys.stdin)
 c = s.get("counters", s)
@@ -137,20 +126,20 @@ print(", ".join(f"\"{k}\": {c[k]}" for k in
       ("pool_bytes", "meta_bytes", "resident_bytes", "faults", "swapin_pages", "swapout_pages") if k in c))')
 	fi
 	local rss
-	rss=$(awk '/^VmHWM/ { print $2 * 1024 }' /proc/"$server"/status)
+	rss=$(awk '/^VmHWM/ { print $2 * 1024 }' /proc/"$kb_child"/status)
 	printf '{"label": "%s", "rep": %s, "fill_s": %s, "get_rps": %s, "get_p99_ms": %s, "set_rps": %s, "set_p99_ms": %s, "used_memory": %s, "vmhwm": %s, %s}\n' \
 		"$label" "$rep" "$fill_s" ${get% *} ${get#* } ${set% *} ${set#* } "$mem" "$rss" "$extra" >> "$out/runs.jsonl"
 	echo "redis_vs_kernel: rep $rep $label: GET ${get% *}/s p99 ${get#* } ms, SET ${set% *}/s p99 ${set#* } ms" >&2
 	redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-	wait "$server" 2>/dev/null || true
-	server=""
+	wait "$kb_child" 2>/dev/null || true
+	kb_child=""
 }
 
 kernel_side() {
 	kb_zram_up $((data_b * 2 + (256 << 20)))
 	kb_cgroup_up $((limit_b + allowance_b))
 	kb_in_cgroup redis-server "${redis_args[@]}" &
-	server=$!
+	kb_child=$!
 	side kernel "$1"
 	kb_cgroup_down
 	kb_zram_down
@@ -158,18 +147,18 @@ kernel_side() {
 
 uswap_side() {
 	"$uswap" run --limit "$limit" ${folio:+--folio "$folio"} -- redis-server "${redis_args[@]}" &
-	server=$!
+	kb_child=$!
 	side uswap "$1"
 }
 
 if [ -z "$allowance" ]; then # an idle redis-server's resident size
 	redis-server "${redis_args[@]}" &
-	server=$!
+	kb_child=$!
 	server_ready
-	allowance_b=$(awk '/^VmRSS/ { print $2 * 1024 }' /proc/"$server"/status)
+	allowance_b=$(awk '/^VmRSS/ { print $2 * 1024 }' /proc/"$kb_child"/status)
 	redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-	wait "$server" 2>/dev/null || true
-	server="" allowance=$((allowance_b >> 10))K
+	wait "$kb_child" 2>/dev/null || true
+	kb_child="" allowance=$((allowance_b >> 10))K
 else
 	allowance_b=$(bytes "$allowance")
 fi

@@ -86,20 +86,9 @@ mkdir -p "$out"
 kb_name=vs_kernel
 . "$here/kernel_baseline.sh"
 kb_init "$baseline"
-child=""
+kb_child=""
 
-restore() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-		kill -TERM "$child" 2>/dev/null || true
-		wait "$child" 2>/dev/null || true
-	fi
-	kb_restore
-	exit "$rc"
-}
-trap restore EXIT
-trap 'echo "vs_kernel: interrupted; restoring" >&2; exit 130' INT TERM
+kb_traps
 
 # run_one LABEL REP MODE_KIND ARGS...: one workload run, its JSON line tagged
 run_one() {
@@ -107,9 +96,9 @@ run_one() {
 	shift 3
 	echo "vs_kernel: rep $rep $kind $label ..." >&2
 	"$@" > "$out/run.json" 2> "$out/run.err" &
-	child=$!
-	wait "$child" || rc=$?
-	child=""
+	kb_child=$!
+	wait "$kb_child" || rc=$?
+	kb_child=""
 	if [ $rc -ne 0 ] || ! [ -s "$out/run.json" ]; then
 		cat "$out/run.err" >&2
 		echo "vs_kernel: $label rep $rep ($kind) failed with status $rc" >&2

@@ -711,37 +711,16 @@ static void redis_postfork_child(struct store *st)
 	pthread_mutex_unlock(&s->lock);
 }
 
-const struct store_ops store_redis = {
-	.version = STORE_OPS_VERSION,
-	.name = "redis",
-	.open = redis_open,
-	.close = redis_close,
-	.put = redis_put,
-	.get = redis_get,
-	.free = redis_free,
-	.usage = redis_usage,
-	.compact = redis_compact,
-	.max_len = REDIS_MAX_LEN,
-	.check = redis_check,
-	.prefork = redis_prefork,
-	.postfork_parent = redis_postfork_parent,
-	.postfork_child = redis_postfork_child,
-};
+/* redis:// and rediss:// (the same store over TLS) differ only in open,
+ * which makes the TLS context. */
+#define REDIS_STORE_OPS(store_name, open_fn)                                                      \
+	{                                                                                          \
+		.version = STORE_OPS_VERSION, .name = store_name, .open = open_fn,                 \
+		.close = redis_close, .put = redis_put, .get = redis_get, .free = redis_free,      \
+		.usage = redis_usage, .compact = redis_compact, .max_len = REDIS_MAX_LEN,          \
+		.check = redis_check, .prefork = redis_prefork,                                    \
+		.postfork_parent = redis_postfork_parent, .postfork_child = redis_postfork_child,  \
+	}
 
-/* The same store over TLS: only open differs (it makes the TLS context). */
-const struct store_ops store_rediss = {
-	.version = STORE_OPS_VERSION,
-	.name = "rediss",
-	.open = rediss_open,
-	.close = redis_close,
-	.put = redis_put,
-	.get = redis_get,
-	.free = redis_free,
-	.usage = redis_usage,
-	.compact = redis_compact,
-	.max_len = REDIS_MAX_LEN,
-	.check = redis_check,
-	.prefork = redis_prefork,
-	.postfork_parent = redis_postfork_parent,
-	.postfork_child = redis_postfork_child,
-};
+const struct store_ops store_redis = REDIS_STORE_OPS("redis", redis_open);
+const struct store_ops store_rediss = REDIS_STORE_OPS("rediss", rediss_open);
