@@ -139,8 +139,49 @@ static bool folio_take_over(struct uswap *u, struct region *r, uint32_t f)
 	return true;
 }
 
+/* Is a process named in the mapper table gone (killed, not yet noticed by
+ * an eviction)? */
+static bool mapper_gone(const struct shared_header *h)
+{
+	for (int i = 0; i < SHARED_MAPPERS_MAX; i++) {
+		uint32_t pid = __atomic_load_n(&h->mapper[i].pid, __ATOMIC_RELAXED);
+
+		if (pid && os_process_gone((int)pid))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Folio f has been locked with no owner named for OWNERLESS_STALE_NS.  The
+ * lock and the name are two stores: a process killed between them (or
+ * between the two steps of unlocking) leaves the folio locked by nobody.
+ * A live process passes between the stores in nanoseconds; so when a
+ * mapper is gone and the folio stayed ownerless this long, take it over as
+ * from a dead owner.  (Wrong only if a live process were stopped exactly
+ * there for seconds while another mapper died: accepted, and said in
+ * docs/ARCHITECTURE.md.)
+ */
+#define OWNERLESS_STALE_NS (5ull * 1000000000)
+
+static bool folio_take_over_ownerless(struct uswap *u, struct region *r, uint32_t f)
+{
+	uint32_t *owner = &meta_owner(r->sh->hdr)[f], none = 0;
+
+	if (!(folio_word_load(&r->pt, f) & FOLIO_LOCKED) || !mapper_gone(r->sh->hdr) ||
+	    !__atomic_compare_exchange_n(owner, &none, (uint32_t)getpid(), false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return false;
+	fprintf(stderr, "uswap: shared region %p folio %u: locked by nobody for %llu s after a "
+			"mapper died; taking it over\n",
+		(void *)r->start, f, OWNERLESS_STALE_NS / 1000000000);
+	folio_recover(u, r, f);
+	return true;
+}
+
 uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 {
+	uint64_t ownerless_since = 0;
 	uint32_t w;
 
 	for (;;) {
@@ -153,7 +194,16 @@ uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 		sleep_on = folio_prepare_wait(&r->pt, f);
 		if (sleep_on && !os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS)) {
 			waiting_absorb(u);
-			folio_take_over(u, r, f);
+			if (folio_take_over(u, r, f))
+				continue;
+			if (__atomic_load_n(&meta_owner(r->sh->hdr)[f], __ATOMIC_ACQUIRE)) {
+				ownerless_since = 0;
+			} else if (!ownerless_since) {
+				ownerless_since = os_now_ns();
+			} else if (os_now_ns() - ownerless_since > OWNERLESS_STALE_NS &&
+				   folio_take_over_ownerless(u, r, f)) {
+				ownerless_since = 0;
+			}
 		}
 	}
 }
