@@ -328,7 +328,7 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 			rc = move_pages_out(u, c->staging, base, i, j, moved);
 	}
 	if (!rc)
-		lazyfree_discard_moved(u, r, f, c->staging, moved);
+		lazyfree_discard(u, r, f, c->staging, moved);
 	for (i = 0; i < npages && !rc; i++) {
 		struct folio_encode_result res;
 		struct stored_run run;
@@ -411,7 +411,7 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	if (rc)
 		goto err_move_back;
 	/* lazily freed pages not written since: discarded, recorded as zero */
-	lazyfree_discard(u, r, f, c->staging);
+	lazyfree_discard(u, r, f, c->staging, NULL);
 
 	if (folio_word_load(pt, f) & FOLIO_SWAPCACHE) {
 		if (swapcache_clean(pt, p0, c->staging)) {

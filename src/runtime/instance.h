@@ -258,13 +258,12 @@ void lazyfree_cancel(struct uswap *u, struct region *r, uint32_t f);
 /* The folio is dropped, or its protection lifted for another reason:
  * clear its markers without counting a cancel. */
 void lazyfree_forget(struct uswap *u, struct region *r, uint32_t f);
-/* Eviction: the folio's pages are in staging; zero the lazily freed ones
- * (they will be recorded as zero pages) and count them discarded. */
-void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *staging);
-/* The same for a partial eviction: only the pages whose bit is set in
- * moved (FOLIO_MASK_WORDS words) are in staging; every marker is cleared. */
-void lazyfree_discard_moved(struct uswap *u, struct region *r, uint32_t f, char *staging,
-			    const uint64_t *moved);
+/* Eviction: zero the lazily freed pages in staging (they will be recorded
+ * as zero pages), clear every marker and count them discarded.  moved: the
+ * pages in staging (FOLIO_MASK_WORDS words) for a partial eviction, or NULL
+ * when all of the folio's pages are there. */
+void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *staging,
+		      const uint64_t *moved);
 /* Eviction, pages moved out: when every page of folio f is lazily freed,
  * record them all as zero pages, count them discarded and @return true
  * (nothing to read, encode or store); false otherwise. */

@@ -128,7 +128,11 @@ void lazyfree_forget(struct uswap *u, struct region *r, uint32_t f)
 	clear_markers(u, r, f);
 }
 
-void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *staging)
+/* moved: the pages present in staging (a partial eviction), or NULL when
+ * all are (holes were filled).  A page not moved is not touched: a hole
+ * reads zero already, and touching it would fault on our own staging. */
+void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *staging,
+		      const uint64_t *moved)
 {
 	struct pagetable *pt = &r->pt;
 	uint32_t p0 = f << pt->folio_order;
@@ -137,26 +141,9 @@ void lazyfree_discard(struct uswap *u, struct region *r, uint32_t f, char *stagi
 	if (!(folio_word_load(pt, f) & FOLIO_LAZYFREE))
 		return;
 	for (i = 0; i < folio_pages(pt); i++)
-		if (entry_lazyfree(pt->entry[p0 + i]))
-			/* the staging page is present (holes were filled):
-			 * zero it in place; the encoder records it as zero */
-			memset(staging + ((size_t)i << OS_PAGE_SHIFT), 0, OS_PAGE_SIZE);
-	ctr_add(u, CTR_lazyfree_discard, clear_markers(u, r, f));
-}
-
-void lazyfree_discard_moved(struct uswap *u, struct region *r, uint32_t f, char *staging,
-			    const uint64_t *moved)
-{
-	struct pagetable *pt = &r->pt;
-	uint32_t p0 = f << pt->folio_order;
-	unsigned i;
-
-	if (!(folio_word_load(pt, f) & FOLIO_LAZYFREE))
-		return;
-	for (i = 0; i < folio_pages(pt); i++)
-		/* only a moved page is present in staging (a hole reads zero
-		 * already, and touching it would fault on our own staging) */
-		if (entry_lazyfree(pt->entry[p0 + i]) && (moved[i / 64] >> (i % 64) & 1))
+		if (entry_lazyfree(pt->entry[p0 + i]) &&
+		    (!moved || (moved[i / 64] >> (i % 64) & 1)))
+			/* zero it in place: the encoder records it as zero */
 			memset(staging + ((size_t)i << OS_PAGE_SHIFT), 0, OS_PAGE_SIZE);
 	ctr_add(u, CTR_lazyfree_discard, clear_markers(u, r, f));
 }
