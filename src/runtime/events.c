@@ -95,6 +95,7 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 	enum folio_state st = folio_state_of(w);
 	bool whole = a == 0 && b == folio_pages(pt);
 	uint32_t set = 0, clear = 0;
+	uint64_t charge = folio_charge(pt, f, w);
 	unsigned n = folio_drop_slots(u, r, f, a, b - a, NULL);
 
 	if (w & FOLIO_SWAPCACHE)
@@ -109,7 +110,7 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 		clear = FOLIO_SWAPCACHE | FOLIO_REFERENCED;
 	} else if (whole) {
 		if (st == FOLIO_RESIDENT)
-			budget_release(u, pt, f);
+			budget_release(u, pt, f, charge);
 		if (w & FOLIO_PINNED)
 			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);
 		lazyfree_forget(u, r, f);
@@ -123,6 +124,10 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 	 * (they read zero now, as holes) is a plain resident folio */
 	if ((w & FOLIO_PARTIAL) && !folio_has_absent(pt, f))
 		clear |= FOLIO_PARTIAL;
+	/* pages of a partly swapped-in folio that were still out are holes
+	 * now: they count, as every page of a whole resident folio does */
+	if (st == FOLIO_RESIDENT)
+		budget_adjust(u, charge, folio_charge(pt, f, (w | set) & ~clear));
 	folio_unlock_wake(r, f, st, set, clear);
 }
 

@@ -129,9 +129,10 @@ struct uswap {
 	struct store *store;
 	struct region_table regions;
 
-	/* budget, in folios; max 0 = no limit */
-	uint64_t max_folios, high_wm, low_wm;
-	uint64_t resident_folios; /* atomic */
+	/* budget, in pages; max 0 = no limit (a partly swapped-in folio counts
+	 * the pages it holds: folio_charge) */
+	uint64_t max_pages, high_wm, low_wm;
+	uint64_t resident_pages; /* atomic */
 	uint64_t pinned_folios;   /* atomic */
 	uint64_t uncharged_folios; /* atomic: resident, not counted (budget_exempt) */
 
@@ -320,20 +321,25 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 			unsigned first, unsigned n);
 
 /* ---- reclaim.c ---- */
-/* Account one more resident folio; reclaim directly at the hard limit.
+/* Account pages more resident pages; reclaim directly at the hard limit.
  * The caller holds a region shard and the lock of the folio it brings in. */
-void budget_charge(struct uswap *u, struct folio_ctx *c);
+void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages);
 /* What counts against the budget: resident private folios plus every
  * resident folio of the shared regions u maps (a shard held). */
 uint64_t budget_resident(struct uswap *u);
 /* Wake the reclaimer past the high mark; reclaim directly past the budget
  * (a shard held, as in budget_charge). */
 void budget_enforce(struct uswap *u, struct folio_ctx *c);
-void budget_uncharge(struct uswap *u, uint64_t folios);
-/* A folio the kernel will not let go stops counting / a resident folio
- * leaves (evicted or dropped): uncharge it unless it was exempt. */
+void budget_uncharge(struct uswap *u, uint64_t pages);
+/* Folio f (locked) counted before pages and counts after now: account the
+ * difference (no reclaim: the caller charged what it expected first). */
+void budget_adjust(struct uswap *u, uint64_t before, uint64_t after);
+/* A folio the kernel will not let go stops counting (caller holds its
+ * lock).  A resident folio leaves (evicted or dropped), having counted
+ * charge = folio_charge() before it left: uncharge that unless it was
+ * exempt. */
 void budget_exempt(struct uswap *u, struct pagetable *pt, uint32_t f);
-void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f);
+void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f, uint64_t charge);
 /* The stamp an evicted folio keeps; the age a folio swapped in from word
  * gets (FOLIO_AGE_MASK when it was evicted recently, else 0). */
 uint32_t eviction_stamp(struct uswap *u);

@@ -33,7 +33,7 @@ void readahead_note(struct uswap *u, struct region *r, uint32_t f)
 	uint32_t next = __atomic_load_n(&r->ra_next, __ATOMIC_RELAXED);
 	uint32_t start, end;
 
-	if (u->max_folios && u->max_folios < 4 * READAHEAD_WINDOW)
+	if (u->max_pages && u->max_pages >> u->p.folio_order < 4 * READAHEAD_WINDOW)
 		return;
 	/* ra_last holds folio + 1 of the previous fault (0: none) */
 	if (last && f == last) {
@@ -84,11 +84,11 @@ static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region 
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		return;
 	}
-	budget_charge(u, c);
+	budget_charge(u, c, folio_pages(&r->pt));
 	rc = folio_swap_in(u, c, r, f, word, &cached);
 	if (rc < 0) {
 		/* the fault will try again and report what it must */
-		budget_uncharge(u, 1);
+		budget_uncharge(u, folio_pages(&r->pt));
 		folio_unlock_wake(r, f, FOLIO_OUT, 0, 0);
 		return;
 	}

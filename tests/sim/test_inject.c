@@ -286,6 +286,18 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+
+/* The budget counts every page of a resident folio, but of a partly
+ * swapped-in one only the pages not still out (no slot, no zero bit). */
+static uint64_t pages_counted(const struct pagetable *pt, uint32_t f, uint32_t w)
+{
+	uint32_t p, n = 0;
+
+	for (p = f << pt->folio_order; p < (f + 1) << pt->folio_order; p++)
+		n += !((w & FOLIO_PARTIAL) && (entry_has_slot(pt->entry[p]) || zeromap_test(pt, p)));
+	return n;
+}
+
 /* Everything uswap keeps agrees with itself and with the fake. */
 static void prog_check(struct prog *g)
 {
@@ -301,7 +313,7 @@ static void prog_check(struct prog *g)
 		assert_false(w & FOLIO_LOCKED);
 		assert_int_equal(folio_check(pt, f, u->slots), 0);
 		if (st == FOLIO_RESIDENT && !(w & FOLIO_UNCHARGED))
-			resident++;
+			resident += pages_counted(pt, f, w);
 		for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++) {
 			enum sim_page sp = sim_os_page(g->mem + (size_t)i * PAGE);
 			store_handle_t h;
@@ -325,7 +337,7 @@ static void prog_check(struct prog *g)
 	assert_int_equal(slotmap_check(u->slots), 0);
 	if (real_store->check)
 		assert_int_equal(real_store->check(u->store), 0);
-	assert_int_equal(__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED), resident);
+	assert_int_equal(__atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED), resident);
 	assert_int_equal(stat_of(g, "orig_bytes"), slots * PAGE);
 	assert_int_equal(stat_of(g, "store_objects"), runs);
 	if (instance_check(u))
@@ -807,14 +819,14 @@ static void test_checker_names_each_breakage(void **state)
 	struct prog g;
 	struct pagetable *pt;
 	uint64_t *counters[4];
-	const char *names[] = { "resident_folios", "uncharged_folios", "pinned_folios",
+	const char *names[] = { "resident_pages", "uncharged_folios", "pinned_folios",
 				"swapcache_pages" };
 	page_entry_t saved;
 	uint32_t w;
 
 	(void)state;
 	prog_open(&g, small_cfg(), 16 * 16384);
-	counters[0] = &g.u->resident_folios;
+	counters[0] = &g.u->resident_pages;
 	counters[1] = &g.u->uncharged_folios;
 	counters[2] = &g.u->pinned_folios;
 	counters[3] = &g.u->swapcache_pages;
@@ -854,8 +866,8 @@ static void test_random_injections(void **state)
 	rng_seed(&r, 31);
 	prog_open(&g, (struct uswap_config){ .folio_size = 16384, .limit = 8 * 16384 },
 		  64 * 16384);
-	g.u->max_folios = g.u->p.limit / g.u->p.folio_size; /* direct reclaim only */
-	g.u->high_wm = g.u->low_wm = g.u->max_folios;
+	g.u->max_pages = g.u->p.limit / PAGE; /* direct reclaim only */
+	g.u->high_wm = g.u->low_wm = g.u->max_pages;
 	for (step = 0; step < 6000; step++) {
 		size_t p = (size_t)rng_below(&r, g.pages);
 		unsigned op = (unsigned)rng_below(&r, 100);
