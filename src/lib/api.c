@@ -288,23 +288,9 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 	bool cached;
 	int rc;
 
-	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL)) {
-		/* pages still stored (adaptive swap-in): bring them all in */
-		uint64_t before = folio_charge(&r->pt, f, word);
-
-		budget_charge(u, c, folio_pages(&r->pt) - before);
-		rc = folio_swap_in_pages(u, c, r, f, 0, folio_pages(&r->pt));
-		if (rc == 0)
-			os_uffd_wake(u->ufd,
-				     r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT)),
-				     folio_bytes(u));
-		if (rc >= 0)
-			folio_flags_clear(&r->pt, f, FOLIO_PARTIAL);
-		/* what came in (all of it, or the pages before a failure) */
-		budget_adjust(u, folio_pages(&r->pt),
-			      folio_charge(&r->pt, f, folio_word_load(&r->pt, f)));
-		return rc < 0 ? rc : 0;
-	}
+	/* pages still stored (adaptive swap-in): bring them all in */
+	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL))
+		return folio_complete_partial(u, c, r, f, word);
 	if (folio_state_of(word) == FOLIO_RESIDENT)
 		return 0;
 	budget_charge(u, c, folio_pages(&r->pt));

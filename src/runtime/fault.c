@@ -162,6 +162,8 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 		os_uffd_wake(u->ufd, at, (size_t)n * OS_PAGE_SIZE);
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED,
 			  folio_has_absent(&r->pt, f) ? 0 : FOLIO_PARTIAL);
+	if (!random) /* a stream may go on past it (readahead.c) */
+		readahead_note(u, r, f);
 	fault_latency(u, t0);
 	return 0;
 }

@@ -319,6 +319,11 @@ bool region_access_random(struct uswap *u, struct region *r, uint32_t page);
  */
 int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 			unsigned first, unsigned n);
+/* Bring in every page still out of RESIDENT|PARTIAL folio f (locked; word
+ * as locked), charging the budget for them, wake the folio and clear
+ * PARTIAL.  @return 0; -errno (pages that could not come keep their slots). */
+int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			   uint32_t word);
 
 /* ---- reclaim.c ---- */
 /* Account pages more resident pages; reclaim directly at the hard limit.

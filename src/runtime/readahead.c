@@ -71,7 +71,8 @@ bool readahead_covers(struct region *r, uint32_t f)
 	return last && f >= last && f <= __atomic_load_n(&r->ra_next, __ATOMIC_RELAXED);
 }
 
-/* Swap in folio f of r if it is stored and nobody holds it. */
+/* Swap in folio f of r if it is stored (whole or in part) and nobody holds
+ * it. */
 static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
 {
 	uint32_t word;
@@ -80,6 +81,13 @@ static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region 
 
 	if (r->sh || !folio_trylock(&r->pt, f, &word))
 		return; /* a shared region's folios come in by its own path */
+	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL)) {
+		/* random access left a few of its pages: the stream wants all */
+		if (folio_complete_partial(u, c, r, f, word) == 0)
+			ctr_add(u, CTR_readahead_folios, 1);
+		folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
+		return;
+	}
 	if (folio_state_of(word) != FOLIO_OUT || (word & FOLIO_GONE)) {
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		return;
