@@ -294,7 +294,7 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 	if (folio_state_of(word) == FOLIO_RESIDENT)
 		return 0;
 	budget_charge(u, c, folio_pages(&r->pt));
-	rc = folio_swap_in(u, c, r, f, word, &cached);
+	rc = folio_swap_in(u, c, r, f, word, false, &cached);
 	if (rc < 0) {
 		budget_uncharge(u, folio_pages(&r->pt));
 		return rc;

@@ -253,12 +253,12 @@ static void on_remap(struct uswap *u, uint64_t from, uint64_t to, uint64_t len)
 
 /* A passing failure (the store unreachable, no memory): the faulting
  * thread stays asleep until it can be served; said once per second. */
-static void fault_until_resolved(struct uswap *u, struct worker *w, uint64_t addr)
+static void fault_until_resolved(struct uswap *u, struct worker *w, uint64_t addr, bool write)
 {
 	uint64_t said = 0;
 	int rc;
 
-	while ((rc = fault_resolve(u, &w->ctx, addr)) < 0) {
+	while ((rc = fault_resolve(u, &w->ctx, addr, write)) < 0) {
 		uint64_t now = os_now_ns();
 
 		ctr_add(u, CTR_fault_retries, 1);
@@ -284,7 +284,8 @@ static void msg_handle(struct uswap *u, struct worker *w, const struct os_event 
 		if (ev->fault.flags & OS_FAULT_WP)
 			fault_resolve_wp(u, ev->fault.addr);
 		else
-			fault_until_resolved(u, w, ev->fault.addr);
+			fault_until_resolved(u, w, ev->fault.addr,
+					     ev->fault.flags & OS_FAULT_WRITE);
 		regions_read_unlock(&u->regions, w->shard);
 		break;
 	case OS_EV_REMOVE:

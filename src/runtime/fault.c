@@ -163,12 +163,12 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED,
 			  folio_has_absent(&r->pt, f) ? 0 : FOLIO_PARTIAL);
 	if (!random) /* a stream may go on past it (readahead.c) */
-		readahead_note(u, r, f);
+		readahead_note(u, r, f, false);
 	fault_latency(u, t0);
 	return 0;
 }
 
-int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
+int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool write)
 {
 	uint64_t t0 = os_now_ns();
 	struct region *r = regions_find(&u->regions, addr);
@@ -220,7 +220,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		if (rc >= 0 && folio_has_absent(&r->pt, f))
 			set |= FOLIO_PARTIAL;
 	} else {
-		rc = folio_swap_in(u, c, r, f, word, &cached);
+		rc = folio_swap_in(u, c, r, f, word, write, &cached);
 		if (rc < 0 && error_is_permanent(rc) && folio_state_of(word) == FOLIO_OUT &&
 		    r->pt.folio_order > 0 && !(u->p.flags & USWAP_CFG_NO_ADAPT) &&
 		    page_may_come_alone(u, &r->pt, f, page)) {
@@ -255,7 +255,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		budget_adjust(u, charged, folio_charge(&r->pt, f, FOLIO_RESIDENT | set));
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);
 	if (folio_state_of(word) == FOLIO_OUT && !partial_in)
-		readahead_note(u, r, f);
+		readahead_note(u, r, f, write);
 	fault_latency(u, t0);
 	return 0;
 }

@@ -58,6 +58,7 @@ struct region {
 struct readahead_req {
 	uintptr_t addr;   /* first folio's address */
 	uint32_t nfolios;
+	bool write;       /* a stream of writes: bring folios in writable */
 };
 
 /* Buffers of a thread that evicts folios or swaps them in. */
@@ -288,13 +289,17 @@ int range_install(struct uswap *u, int fd, enum install_op op, char *dst, const 
  * zero pages, decode stored pages and install them.  With the swap cache,
  * data pages are installed write-protected and keep their slots (the
  * caller sets SWAPCACHE when *cached); otherwise their slots are freed.
+ * For a write fault (write) the folio comes in writable: no swap cache (the
+ * write would end it at once, after a write-protect fault), and an EMPTY
+ * folio gets zero-filled pages instead of the shared zero page (which each
+ * written page would leave by a copy-on-write fault of its own).
  * @return 1 when the faulting threads were woken (one ioctl installed the
  *         whole folio), 0 when the caller must wake them; -errno when the
  *         kernel refused or the data could not be had (the folio keeps its
  *         state).
  */
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
-		  uint32_t word, bool *cached);
+		  uint32_t word, bool write, bool *cached);
 /* Decode the stored run of handle h (npages pages) into dst.
  * @return 0; -errno from the store or the blob (-EILSEQ: corrupt). */
 int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages);
@@ -356,7 +361,7 @@ int reclaimer_start(struct uswap *u);
 /* ---- readahead.c ---- */
 /* A swap-in fault on folio f of r: ask for the folios after it if the
  * region's faults look sequential. */
-void readahead_note(struct uswap *u, struct region *r, uint32_t f);
+void readahead_note(struct uswap *u, struct region *r, uint32_t f, bool write);
 /* Serve the queued requests (the background thread, its region shard). */
 void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard);
 /* Drop the queued requests and stop the one being served. */
@@ -407,7 +412,7 @@ int instance_check(struct uswap *u);
  * the caller holds a region shard.  @return 0, or -errno when the page
  * could not be brought back (it is then poisoned: the access gets SIGBUS).
  */
-int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr);
+int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool write);
 /* Resolve a write-protect fault at addr (a write to a swap-cached page). */
 void fault_resolve_wp(struct uswap *u, uint64_t addr);
 int handlers_start(struct uswap *u);

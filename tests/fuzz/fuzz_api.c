@@ -65,12 +65,12 @@ static unsigned next(struct run *x)
 	return *x->in++;
 }
 
-static void touch(struct run *x, char *page)
+static void touch(struct run *x, char *page, bool write)
 {
 	if (sim_os_page(page) != SIM_ABSENT)
 		return;
 	regions_read_lock(&x->u->regions, x->shard);
-	if (fault_resolve(x->u, x->ctx, (uint64_t)(uintptr_t)page))
+	if (fault_resolve(x->u, x->ctx, (uint64_t)(uintptr_t)page, write))
 		fail("a fault failed", (long)(uintptr_t)page, 0);
 	regions_read_unlock(&x->u->regions, x->shard);
 }
@@ -79,7 +79,7 @@ static void page_read(struct run *x, struct model_region *m, size_t p)
 {
 	char *page = m->mem + p * PAGE;
 
-	touch(x, page);
+	touch(x, page, false);
 	if (sim_os_page(page) == SIM_POISONED)
 		fail("a page was poisoned", (long)p, 0);
 	if (m->lazy[p] && memcmp(page, m->shadow + p * PAGE, PAGE)) {
@@ -106,7 +106,7 @@ static void page_write(struct run *x, struct model_region *m, size_t p, unsigned
 		for (i = 0; i < PAGE; i++)
 			want[i] = (uint8_t)((i * v) >> 5);
 	}
-	touch(x, page);
+	touch(x, page, true);
 	if (sim_os_wp(page)) {
 		regions_read_lock(&x->u->regions, x->shard);
 		fault_resolve_wp(x->u, (uint64_t)(uintptr_t)page);

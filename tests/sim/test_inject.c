@@ -201,14 +201,14 @@ static void prog_open(struct prog *g, struct uswap_config cfg, size_t len)
 
 /* A fault as a handler thread serves it: a passing failure is retried
  * (the faulting thread sleeps meanwhile).  @return the retries. */
-static unsigned prog_fault(struct prog *g, size_t p)
+static unsigned prog_fault(struct prog *g, size_t p, bool write)
 {
 	unsigned retries = 0;
 	int rc;
 
 	for (;;) {
 		regions_read_lock(&g->u->regions, g->shard);
-		rc = fault_resolve(g->u, g->ctx, (uint64_t)(uintptr_t)(g->mem + p * PAGE));
+		rc = fault_resolve(g->u, g->ctx, (uint64_t)(uintptr_t)(g->mem + p * PAGE), write);
 		regions_read_unlock(&g->u->regions, g->shard);
 		if (rc == 0)
 			return retries;
@@ -219,17 +219,17 @@ static unsigned prog_fault(struct prog *g, size_t p)
 	}
 }
 
-static void prog_touch(struct prog *g, size_t p)
+static void prog_touch(struct prog *g, size_t p, bool write)
 {
 	if (sim_os_page(g->mem + p * PAGE) == SIM_ABSENT)
-		prog_fault(g, p);
+		prog_fault(g, p, write);
 }
 
 static void prog_read(struct prog *g, size_t p)
 {
 	enum sim_page st;
 
-	prog_touch(g, p);
+	prog_touch(g, p, false);
 	st = sim_os_page(g->mem + p * PAGE);
 	if (st == SIM_POISONED) {
 		if (!g->poisoned[p])
@@ -258,7 +258,7 @@ static void prog_write(struct prog *g, size_t p, uint64_t v)
 	default:
 		pagegen_fill(dst, 9, p, v);
 	}
-	prog_touch(g, p);
+	prog_touch(g, p, true);
 	if (sim_os_wp(g->mem + p * PAGE)) {
 		regions_read_lock(&g->u->regions, g->shard);
 		fault_resolve_wp(g->u, (uint64_t)(uintptr_t)(g->mem + p * PAGE));
@@ -476,7 +476,7 @@ static void test_store_get_passing_failure(void **state)
 		inj.get = (struct countdown){ 1, errs[k] };
 		pthread_mutex_unlock(&inj_lock);
 		/* the fault fails once, is retried, and the data comes back */
-		assert_int_equal(prog_fault(&g, 5), 1);
+		assert_int_equal(prog_fault(&g, 5, false), 1);
 		assert_int_equal(stat_of(&g, "swapin_fail_read"), before + 1);
 		assert_int_equal(stat_of(&g, "fault_poisoned"), 0);
 		prog_read(&g, 5);
@@ -519,7 +519,7 @@ static void permanent_failure_at(struct countdown *c, int err, const char *count
 	*c = (struct countdown){ 1, err };
 	pthread_mutex_unlock(&inj_lock);
 	g.poisoned[p] = poison;
-	assert_int_equal(prog_fault(&g, p), 0);
+	assert_int_equal(prog_fault(&g, p, false), 0);
 	assert_int_equal(inj_fired(), 1);
 	assert_int_equal(sim_os_page(g.mem + p * PAGE), poison ? SIM_POISONED : SIM_ZERO);
 	assert_int_equal(stat_of(&g, counter), 1);
@@ -636,7 +636,8 @@ static void test_ioctl_eagain_and_eexist(void **state)
 			sim_os_inject(&in);
 			regions_read_lock(&g.u->regions, g.shard);
 			assert_int_equal(fault_resolve(g.u, g.ctx,
-						       (uint64_t)(uintptr_t)(g.mem + p * PAGE)), -EAGAIN);
+						       (uint64_t)(uintptr_t)(g.mem + p * PAGE), false),
+					 -EAGAIN);
 			regions_read_unlock(&g.u->regions, g.shard);
 			assert_true(stat_of(&g, "ioctl_retries") > retries);
 			assert_int_equal(stat_of(&g, "swapin_fail_install"), install + 1);
@@ -743,7 +744,7 @@ static void *racer_main(void *arg)
 		struct folio_ctx *c = folio_ctx_get(g->u);
 
 		regions_read_lock(&g->u->regions, 0); /* a handler's shard */
-		x->rc = fault_resolve(g->u, c, (uint64_t)(uintptr_t)(g->mem + x->page * PAGE));
+		x->rc = fault_resolve(g->u, c, (uint64_t)(uintptr_t)(g->mem + x->page * PAGE), false);
 		regions_read_unlock(&g->u->regions, 0);
 		folio_ctx_put(g->u, c);
 	} else {

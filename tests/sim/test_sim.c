@@ -41,29 +41,29 @@ struct sim {
 	bool adaptive;     /* adaptive swap-in is on (not USWAP_CFG_NO_ADAPT) */
 };
 
-static void sim_fault(struct sim *s, size_t p)
+static void sim_fault(struct sim *s, size_t p, bool write)
 {
 	int rc;
 
 	regions_read_lock(&s->u->regions, s->shard);
-	rc = fault_resolve(s->u, s->ctx, (uint64_t)(uintptr_t)(s->mem + p * PAGE));
+	rc = fault_resolve(s->u, s->ctx, (uint64_t)(uintptr_t)(s->mem + p * PAGE), write);
 	regions_read_unlock(&s->u->regions, s->shard);
 	if (rc && !s->poisoned[p])
 		fail_msg("page %zu: fault failed with %d and was not expected to", p, rc);
 }
 
 /* Make page p accessible as the program's access would. */
-static void sim_touch(struct sim *s, size_t p)
+static void sim_touch(struct sim *s, size_t p, bool write)
 {
 	if (sim_os_page(s->mem + p * PAGE) == SIM_ABSENT)
-		sim_fault(s, p);
+		sim_fault(s, p, write);
 }
 
 static void sim_read(struct sim *s, size_t p)
 {
 	enum sim_page st;
 
-	sim_touch(s, p);
+	sim_touch(s, p, false);
 	st = sim_os_page(s->mem + p * PAGE);
 	if (s->poisoned[p] && st != SIM_POISONED && s->adaptive) {
 		/* With adaptive swap-in a page of a corrupted folio may come in
@@ -124,7 +124,7 @@ static void sim_write(struct sim *s, size_t p, struct rng *r)
 	default:
 		pagegen_fill(dst, 5, p, rng_next(r));
 	}
-	sim_touch(s, p);
+	sim_touch(s, p, true);
 	if (sim_os_wp(s->mem + p * PAGE)) {
 		regions_read_lock(&s->u->regions, s->shard);
 		fault_resolve_wp(s->u, (uint64_t)(uintptr_t)(s->mem + p * PAGE));
