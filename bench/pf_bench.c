@@ -78,7 +78,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	int i;
 
 	*o = (struct opts){ .pages = 262144, .threads = 1, .reps = 3, .folio = 64 << 10 };
-	for (i = 1; i < argc; i++) {
+	for (i = 1; i < argc; i += 2) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!v)
@@ -100,7 +100,6 @@ static void parse(int argc, char **argv, struct opts *o)
 		} else {
 			die("unknown option (allowed: --mode --pages --threads --folio --reps)", a);
 		}
-		i++;
 	}
 }
 
