@@ -100,9 +100,22 @@
 #define RAMSTORE_GEN_BITS 28u
 #define RAMSTORE_IDX_MASK ((1u << RAMSTORE_IDX_BITS) - 1)
 #define RAMSTORE_GEN_MASK ((1u << RAMSTORE_GEN_BITS) - 1)
-#define RAMSTORE_CHUNK_SHIFT 14u /* entries per table chunk: 16 Ki (256 KiB) */
+/*
+ * The handle table grows by chunks of 1 Ki entries (16 KiB), reached
+ * through leaves of 512 chunk pointers (4 KiB), reached through the 512
+ * leaf pointers in the store: 2^28 entries in all.  Small chunks keep the
+ * unused tail of the table small (at most 16 KiB plus the class caches);
+ * the two levels keep the store's own mapping small (4 KiB of leaf
+ * pointers instead of a flat array of 2^18 chunk pointers).
+ */
+#define RAMSTORE_CHUNK_SHIFT 10u
 #define RAMSTORE_CHUNK (1u << RAMSTORE_CHUNK_SHIFT)
-#define RAMSTORE_NCHUNKS (1u << (RAMSTORE_IDX_BITS - RAMSTORE_CHUNK_SHIFT))
+#define RAMSTORE_LEAF_SHIFT 9u
+#define RAMSTORE_LEAF (1u << RAMSTORE_LEAF_SHIFT)
+#define RAMSTORE_NLEAVES (1u << (RAMSTORE_IDX_BITS - RAMSTORE_CHUNK_SHIFT - RAMSTORE_LEAF_SHIFT))
+#define RAMSTORE_TABLE_MAX (RAMSTORE_NLEAVES * RAMSTORE_LEAF * RAMSTORE_CHUNK)
+_Static_assert((uint64_t)RAMSTORE_NLEAVES * RAMSTORE_LEAF * RAMSTORE_CHUNK == 1ull << RAMSTORE_IDX_BITS,
+	       "the table's levels span the handle's index bits");
 #define RAMSTORE_ENTRY_BATCH 32u /* entries a class takes from the table at once */
 
 /*
@@ -175,9 +188,11 @@ struct ramstore {
 	uint64_t fail_nospc, fail_nomem, fail_2big, bad_get, bad_free;
 
 	/*
-	 * The handle table: RAMSTORE_NCHUNKS chunks of entries, mapped as the
-	 * table grows and never moved, so get reads an entry without the
-	 * table lock (cap and chunk[] are published with release stores).
+	 * The handle table: chunks of entries, reached through leaves of
+	 * chunk pointers (see RAMSTORE_CHUNK_SHIFT), mapped as the table
+	 * grows and never moved, so get reads an entry without the table
+	 * lock (cap, leaf[] and the leaves' pointers are published with
+	 * release stores).
 	 */
 	struct {
 		pthread_mutex_t lock;
@@ -187,7 +202,7 @@ struct ramstore {
 		uint32_t cap;  /* entries backed by chunks (atomic) */
 		uint32_t in_put; /* atomic: entries a put holds while it compacts
 				    (on no list, not live: check counts them) */
-		struct ramstore_entry *chunk[RAMSTORE_NCHUNKS];
+		struct ramstore_entry **leaf[RAMSTORE_NLEAVES];
 	} table;
 
 	struct ramstore_class cls[RAMSTORE_NCLASSES + 1]; /* + RAMSTORE_LARGE */
@@ -333,8 +348,11 @@ static inline unsigned ramstore_handle_class(store_handle_t h)
 /* The entry of idx, which must be below table.cap. */
 static inline struct ramstore_entry *ramstore_entry(struct ramstore *s, uint32_t idx)
 {
-	struct ramstore_entry *chunk =
-		__atomic_load_n(&s->table.chunk[idx >> RAMSTORE_CHUNK_SHIFT], __ATOMIC_RELAXED);
+	struct ramstore_entry **leaf =
+		__atomic_load_n(&s->table.leaf[idx >> (RAMSTORE_CHUNK_SHIFT + RAMSTORE_LEAF_SHIFT)],
+				__ATOMIC_ACQUIRE);
+	struct ramstore_entry *chunk = __atomic_load_n(
+		&leaf[(idx >> RAMSTORE_CHUNK_SHIFT) & (RAMSTORE_LEAF - 1)], __ATOMIC_ACQUIRE);
 
 	return &chunk[idx & (RAMSTORE_CHUNK - 1)];
 }
@@ -365,15 +383,23 @@ static struct ramstore_entry *ramstore_lookup(struct ramstore *s, store_handle_t
 /* Map one more chunk of the table.  Table lock held. */
 static int ramstore_table_grow(struct ramstore *s)
 {
-	uint32_t cap = s->table.cap;
+	uint32_t cap = s->table.cap, l = cap >> (RAMSTORE_CHUNK_SHIFT + RAMSTORE_LEAF_SHIFT);
 	struct ramstore_entry *chunk;
 
-	if (cap >= RAMSTORE_NCHUNKS * RAMSTORE_CHUNK)
+	if (cap >= RAMSTORE_TABLE_MAX)
 		return -ENOMEM; /* 2^28 objects: the index bits are spent */
+	if (!s->table.leaf[l]) {
+		struct ramstore_entry **leaf = os_mem_map(RAMSTORE_LEAF * sizeof(*leaf));
+
+		if (!leaf)
+			return -ENOMEM;
+		__atomic_store_n(&s->table.leaf[l], leaf, __ATOMIC_RELEASE);
+	}
 	chunk = os_mem_map(RAMSTORE_CHUNK * sizeof(*chunk));
 	if (!chunk)
 		return -ENOMEM;
-	__atomic_store_n(&s->table.chunk[cap >> RAMSTORE_CHUNK_SHIFT], chunk, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->table.leaf[l][(cap >> RAMSTORE_CHUNK_SHIFT) & (RAMSTORE_LEAF - 1)],
+			 chunk, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->table.cap, cap + RAMSTORE_CHUNK, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -985,6 +1011,17 @@ static void ramstore_free(struct store *st, store_handle_t h)
 	ramstore_check_expensive(s);
 }
 
+/* The store's own mapping, the table's chunks and its leaves: the table is
+ * mapped in order, so cap says how many of each. */
+static uint64_t ramstore_meta_bytes(struct ramstore *s)
+{
+	uint64_t cap = __atomic_load_n(&s->table.cap, __ATOMIC_RELAXED);
+	uint64_t per_leaf = (uint64_t)RAMSTORE_LEAF * RAMSTORE_CHUNK;
+
+	return s->map_bytes + cap * sizeof(struct ramstore_entry) +
+	       (cap + per_leaf - 1) / per_leaf * RAMSTORE_LEAF * sizeof(struct ramstore_entry *);
+}
+
 static void ramstore_usage(struct store *st, struct store_usage *u)
 {
 	struct ramstore *s = ramstore_of(st);
@@ -997,8 +1034,7 @@ static void ramstore_usage(struct store *st, struct store_usage *u)
 	u->pool_bytes = ramstore_load(&s->pool_bytes);
 	u->compactions = ramstore_load(&s->compactions);
 	u->moved = ramstore_load(&s->moved);
-	u->meta_bytes = s->map_bytes + (uint64_t)__atomic_load_n(&s->table.cap, __ATOMIC_RELAXED) *
-					       sizeof(struct ramstore_entry);
+	u->meta_bytes = ramstore_meta_bytes(s);
 	u->fail_nospc = ramstore_load(&s->fail_nospc);
 	u->fail_nomem = ramstore_load(&s->fail_nomem);
 	u->fail_2big = ramstore_load(&s->fail_2big);
@@ -1099,8 +1135,13 @@ static void ramstore_close(struct store *st)
 			os_mem_unmap(cls->spare, cls->block_bytes);
 		pthread_rwlock_destroy(&cls->lock);
 	}
-	for (uint32_t i = 0; i < RAMSTORE_NCHUNKS && s->table.chunk[i]; i++)
-		os_mem_unmap(s->table.chunk[i], RAMSTORE_CHUNK * sizeof(struct ramstore_entry));
+	for (uint32_t i = 0; i < s->table.cap; i += RAMSTORE_CHUNK) {
+		struct ramstore_entry *chunk = ramstore_entry(s, i);
+
+		os_mem_unmap(chunk, RAMSTORE_CHUNK * sizeof(*chunk));
+	}
+	for (uint32_t l = 0; l < RAMSTORE_NLEAVES && s->table.leaf[l]; l++)
+		os_mem_unmap(s->table.leaf[l], RAMSTORE_LEAF * sizeof(*s->table.leaf[l]));
 	pthread_mutex_destroy(&s->table.lock);
 	os_mem_unmap(s, s->map_bytes);
 }
