@@ -742,6 +742,11 @@ static size_t cluster_meta_bytes(const struct cluster *c)
 	return b;
 }
 
+size_t slotmap_cluster_bytes(unsigned order)
+{
+	return sizeof(struct cluster) + (SLOT_CLUSTER >> order) * sizeof(store_handle_t);
+}
+
 void slotmap_stats(struct slotmap *sm, struct slotmap_stats *st)
 {
 	uint32_t n;

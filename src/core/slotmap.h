@@ -116,6 +116,13 @@ int slot_run(const struct slotmap *sm, slot_t s, store_handle_t *h, slot_t *firs
 void slotmap_stats(struct slotmap *sm, struct slotmap_stats *st);
 
 /*
+ * Memory one cluster serving runs of @order holds (its header with the
+ * counts, and one handle per run), not counting split runs: the unit of
+ * slotmap_stats.meta_bytes, for models of it (tests).
+ */
+size_t slotmap_cluster_bytes(unsigned order);
+
+/*
  * Check every invariant (counts vs runs vs cluster lists vs free counts).
  * Debug builds and tests call it after operations.  @return 0, or -EFAULT
  * after printing what is wrong to stderr.
