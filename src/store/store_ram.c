@@ -32,7 +32,7 @@
  *   handle = class << 56 | generation << 28 | index      (index 0 is never used)
  * (28 bits of generation: a stale handle could name a live object again
  * only after its entry has been reused 2^27 times.)
- * Metadata per object: 16 bytes of entry + 4 bytes of back reference.
+ * Metadata per object: 12 bytes of entry + 4 bytes of back reference.
  *
  * Fullness.  A class keeps its blocks on RAMSTORE_GROUPS lists by fullness
  * plus a full list.  put fills the fullest block first, so sparse blocks
@@ -101,10 +101,10 @@
 #define RAMSTORE_IDX_MASK ((1u << RAMSTORE_IDX_BITS) - 1)
 #define RAMSTORE_GEN_MASK ((1u << RAMSTORE_GEN_BITS) - 1)
 /*
- * The handle table grows by chunks of 1 Ki entries (16 KiB), reached
+ * The handle table grows by chunks of 1 Ki entries (12 KiB), reached
  * through leaves of 512 chunk pointers (4 KiB), reached through the 512
  * leaf pointers in the store: 2^28 entries in all.  Small chunks keep the
- * unused tail of the table small (at most 16 KiB plus the class caches);
+ * unused tail of the table small (at most 12 KiB plus the class caches);
  * the two levels keep the store's own mapping small (4 KiB of leaf
  * pointers instead of a flat array of 2^18 chunk pointers).
  */
@@ -119,20 +119,30 @@ _Static_assert((uint64_t)RAMSTORE_NLEAVES * RAMSTORE_LEAF * RAMSTORE_CHUNK == 1u
 #define RAMSTORE_ENTRY_BATCH 32u /* entries a class takes from the table at once */
 
 /*
- * One entry of the handle table (16 bytes).  gen is odd while the entry
- * names a live object; it is read without locks (atomically) to reject a
- * stale handle, everything else belongs to the lock of the class that owns
- * the entry: the object's class while live, the class whose cache holds it
- * while cached, the table lock while on the table's free list.
+ * One entry of the handle table (12 bytes: one per stored object, so it is
+ * packed).  gen is odd while the entry names a live object; it is read
+ * without locks (atomically) to reject a stale handle, and so is len (the
+ * object's class is a function of it, ramstore_len_class); everything else
+ * belongs to the lock of the class that owns the entry: the object's class
+ * while live, the class whose cache holds it while cached, the table lock
+ * while on the table's free list.
+ * The object's address is 16-byte aligned (slots, mappings) and below
+ * 2^48 (user space on x86-64 and arm64), so its 44 significant bits fit in
+ * the spare bits: a = address >> 4 is a[43:40] in genx, a[39:32] in lenx,
+ * a[31:0] in objx (ramstore_entry_obj).
  */
 struct ramstore_entry {
-	uint32_t gen;
-	uint32_t lenc; /* len << 8 | class, valid while live */
+	uint32_t genx; /* gen << 4 | a[43:40] */
+	uint32_t lenx; /* len << 8 | a[39:32], valid while live */
 	union {
-		void *obj;     /* live: the object's bytes */
+		uint32_t objx; /* live: a[31:0] */
 		uint32_t next; /* free: next free entry index, 0 = end */
 	};
 };
+
+#define RAMSTORE_GENX_SHIFT 4u
+#define RAMSTORE_LENX_SHIFT 8u
+#define RAMSTORE_ADDR_BITS 48u
 
 /* A block of one class: header, back references, then nslots slots. */
 struct ramstore_block {
@@ -357,6 +367,49 @@ static inline struct ramstore_entry *ramstore_entry(struct ramstore *s, uint32_t
 	return &chunk[idx & (RAMSTORE_CHUNK - 1)];
 }
 
+static inline uint32_t ramstore_entry_gen(const struct ramstore_entry *e)
+{
+	return __atomic_load_n(&e->genx, __ATOMIC_ACQUIRE) >> RAMSTORE_GENX_SHIFT;
+}
+
+static inline size_t ramstore_entry_len(const struct ramstore_entry *e)
+{
+	return __atomic_load_n(&e->lenx, __ATOMIC_RELAXED) >> RAMSTORE_LENX_SHIFT;
+}
+
+/* The class an object of len bytes lives in (put chooses it so). */
+static unsigned ramstore_len_class(size_t len)
+{
+	return len > RAMSTORE_CLASS_MAX ? RAMSTORE_LARGE : ramstore_class_of(len);
+}
+
+static inline unsigned ramstore_entry_class(const struct ramstore_entry *e)
+{
+	return ramstore_len_class(ramstore_entry_len(e));
+}
+
+static inline void *ramstore_entry_obj(const struct ramstore_entry *e)
+{
+	uint64_t a = (uint64_t)(__atomic_load_n(&e->genx, __ATOMIC_RELAXED) & 0xfu) << 40 |
+		     (uint64_t)(__atomic_load_n(&e->lenx, __ATOMIC_RELAXED) & 0xffu) << 32 | e->objx;
+
+	return (void *)(uintptr_t)(a << 4);
+}
+
+/* Point a live or about-to-be-live entry at obj, keeping its gen and len.
+ * Lock of the owning class held (lockless readers look only at gen, len). */
+static void ramstore_entry_set_obj(struct ramstore_entry *e, void *obj)
+{
+	uint64_t a = (uintptr_t)obj >> 4;
+
+	core_assert(!((uintptr_t)obj & 15) && (uintptr_t)obj >> RAMSTORE_ADDR_BITS == 0);
+	e->objx = (uint32_t)a;
+	__atomic_store_n(&e->lenx, (e->lenx & ~0xffu) | (uint32_t)(a >> 32 & 0xff),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&e->genx, (e->genx & ~0xfu) | (uint32_t)(a >> 40 & 0xf),
+			 __ATOMIC_RELAXED);
+}
+
 /*
  * The live entry a handle names, or NULL.  The caller holds the lock of the
  * handle's class, so a live entry of that class cannot change under it;
@@ -370,12 +423,11 @@ static struct ramstore_entry *ramstore_lookup(struct ramstore *s, store_handle_t
 	if (!idx || idx >= __atomic_load_n(&s->table.cap, __ATOMIC_ACQUIRE))
 		return NULL;
 	e = ramstore_entry(s, idx);
-	if ((__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) & RAMSTORE_GEN_MASK) !=
-	    ramstore_handle_gen(h))
+	if ((ramstore_entry_gen(e) & RAMSTORE_GEN_MASK) != ramstore_handle_gen(h))
 		return NULL;
 	/* gen odd: the handle's own gen is odd for every handle put made */
 	if (!(ramstore_handle_gen(h) & 1) ||
-	    (__atomic_load_n(&e->lenc, __ATOMIC_RELAXED) & 0xff) != ramstore_handle_class(h))
+	    ramstore_entry_class(e) != ramstore_handle_class(h))
 		return NULL;
 	return e;
 }
@@ -447,7 +499,7 @@ static int ramstore_entry_alloc(struct ramstore *s, struct ramstore_class *cls, 
 	}
 	*idx = cls->entry_free;
 	e = ramstore_entry(s, *idx);
-	core_assert_debug(!(e->gen & 1));
+	core_assert_debug(!(ramstore_entry_gen(e) & 1));
 	cls->entry_free = e->next;
 	cls->nentry_free--;
 	return 0;
@@ -483,22 +535,18 @@ static void ramstore_entry_release(struct ramstore *s, struct ramstore_class *cl
 static store_handle_t ramstore_entry_publish(struct ramstore_entry *e, uint32_t idx, void *obj,
 					     size_t len, unsigned c)
 {
-	uint32_t gen = e->gen + 1;
+	uint32_t gen = (ramstore_entry_gen(e) + 1) & RAMSTORE_GEN_MASK;
 
-	e->obj = obj;
-	__atomic_store_n(&e->lenc, (uint32_t)len << 8 | c, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->gen, gen, __ATOMIC_RELEASE);
+	core_assert_debug(ramstore_len_class(len) == c);
+	__atomic_store_n(&e->lenx, (uint32_t)len << RAMSTORE_LENX_SHIFT, __ATOMIC_RELAXED);
+	ramstore_entry_set_obj(e, obj);
+	__atomic_store_n(&e->genx, gen << RAMSTORE_GENX_SHIFT | (e->genx & 0xfu), __ATOMIC_RELEASE);
 	return ramstore_handle(idx, gen, c);
 }
 
 static void ramstore_entry_kill(struct ramstore_entry *e)
 {
-	__atomic_store_n(&e->gen, e->gen + 1, __ATOMIC_RELEASE);
-}
-
-static inline size_t ramstore_entry_len(const struct ramstore_entry *e)
-{
-	return e->lenc >> 8;
+	__atomic_store_n(&e->genx, e->genx + (1u << RAMSTORE_GENX_SHIFT), __ATOMIC_RELEASE);
 }
 
 /* ---- the pool budget ---- */
@@ -665,8 +713,8 @@ static size_t ramstore_class_compact(struct ramstore *s, struct ramstore_class *
 			core_assert_debug(dst);
 			e = ramstore_entry(s, idx);
 			to = ramstore_slot_take(cls, dst, idx);
-			memcpy(to, e->obj, ramstore_entry_len(e));
-			e->obj = to;
+			memcpy(to, ramstore_entry_obj(e), ramstore_entry_len(e));
+			ramstore_entry_set_obj(e, to);
 			src->inuse--;
 			moved++;
 		}
@@ -904,7 +952,7 @@ static int ramstore_get(struct store *st, store_handle_t h, store_visit_fn fn, v
 		pthread_rwlock_unlock(&cls->lock);
 		goto bad;
 	}
-	ret = fn(e->obj, ramstore_entry_len(e), arg);
+	ret = fn(ramstore_entry_obj(e), ramstore_entry_len(e), arg);
 	pthread_rwlock_unlock(&cls->lock);
 	return ret;
 bad:
@@ -936,7 +984,7 @@ static void ramstore_free_large(struct ramstore *s, store_handle_t h)
 		ramstore_bad_free(s, h);
 		return;
 	}
-	p = e->obj;
+	p = ramstore_entry_obj(e);
 	len = ramstore_entry_len(e);
 	bytes = ramstore_large_bytes(len);
 	ramstore_entry_kill(e);
@@ -977,7 +1025,7 @@ static void ramstore_free(struct store *st, store_handle_t h)
 		ramstore_bad_free(s, h);
 		return;
 	}
-	obj = e->obj;
+	obj = ramstore_entry_obj(e);
 	len = ramstore_entry_len(e);
 	b = (struct ramstore_block *)((uintptr_t)obj & cls->block_mask);
 	slot = (uint32_t)((size_t)(obj - ramstore_slot_addr(cls, b, 0)) / cls->size);
@@ -1117,8 +1165,8 @@ static void ramstore_close(struct store *st)
 	for (uint32_t idx = 1; idx < s->table.next; idx++) {
 		struct ramstore_entry *e = ramstore_entry(s, idx);
 
-		if ((e->gen & 1) && (e->lenc & 0xff) == RAMSTORE_LARGE)
-			os_mem_unmap(e->obj, ramstore_large_bytes(ramstore_entry_len(e)));
+		if ((ramstore_entry_gen(e) & 1) && ramstore_entry_class(e) == RAMSTORE_LARGE)
+			os_mem_unmap(ramstore_entry_obj(e), ramstore_large_bytes(ramstore_entry_len(e)));
 	}
 	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++) {
 		struct ramstore_class *cls = &s->cls[c];
@@ -1211,12 +1259,13 @@ static int ramstore_check_block(struct ramstore *s, unsigned c, struct ramstore_
 					  c, slot, idx);
 		e = ramstore_entry(s, idx);
 		len = ramstore_entry_len(e);
-		if (!(e->gen & 1) || (e->lenc & 0xff) != c ||
-		    e->obj != ramstore_slot_addr(cls, b, slot) || ramstore_class_of(len) != c)
+		if (!(ramstore_entry_gen(e) & 1) || ramstore_entry_class(e) != c ||
+		    ramstore_entry_obj(e) != ramstore_slot_addr(cls, b, slot))
 			return errmsg_set(-EUCLEAN,
 					  "store ram: class %u: slot %u names entry %u (gen %u, "
 					  "class %u, %zu bytes) that does not point back",
-					  c, slot, idx, e->gen, e->lenc & 0xff, len);
+					  c, slot, idx, ramstore_entry_gen(e), ramstore_entry_class(e),
+					  len);
 		*objects += 1;
 		*stored += len;
 	}
@@ -1280,7 +1329,7 @@ static int64_t ramstore_check_free_entries(struct ramstore *s, uint32_t head)
 	int64_t n = 0;
 
 	for (uint32_t idx = head; idx; idx = ramstore_entry(s, idx)->next) {
-		if (idx >= s->table.next || (ramstore_entry(s, idx)->gen & 1) || n >= s->table.next)
+		if (idx >= s->table.next || (ramstore_entry_gen(ramstore_entry(s, idx)) & 1) || n >= s->table.next)
 			return -1;
 		n++;
 	}
@@ -1318,10 +1367,10 @@ static int ramstore_check_locked(struct ramstore *s)
 	for (uint32_t idx = 1; idx < s->table.next; idx++) {
 		struct ramstore_entry *e = ramstore_entry(s, idx);
 
-		if (!(e->gen & 1))
+		if (!(ramstore_entry_gen(e) & 1))
 			continue;
 		live++;
-		if ((e->lenc & 0xff) != RAMSTORE_LARGE)
+		if (ramstore_entry_class(e) != RAMSTORE_LARGE)
 			continue;
 		if (ramstore_entry_len(e) <= RAMSTORE_CLASS_MAX)
 			return errmsg_set(-EUCLEAN,
