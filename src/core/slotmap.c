@@ -11,9 +11,11 @@
  *
  * A cluster serves one order k at a time: its slots form 512 >> k runs,
  * run j covering slots [j << k, (j + 1) << k).  Per run: a bit in run_used
- * and one handle; per slot: one count byte.  A free cluster can be given
- * any order when it is taken again; its handle array is then resized for
- * that order (exactly: an order-4 cluster keeps 32 handles, not 512).
+ * and one handle; per slot: one bit (in use), and a count byte only in a
+ * cluster where some count went above 1 (see struct cluster).  A free
+ * cluster can be given any order when it is taken again; its handle array
+ * is then resized for that order (exactly: an order-4 cluster keeps 32
+ * handles, not 512).
  *
  * Split runs (order-0 fallback).  A free run of a cluster of order k > 0
  * may be split: its 2^k slots then each hold an order-0 run, and its
@@ -79,8 +81,8 @@ struct cluster_list {
  * Lock order: slotmap.alloc_lock -> cluster.lock.  Cluster locks never
  * nest, except in slotmap_prefork, which takes them in ascending index.
  *
- * Protected by cluster.lock: count[] (written only under it; read without
- * it by slot_count with relaxed atomics), order, free_runs, nr_used,
+ * Protected by cluster.lock: in_use[] and counts (written only under it;
+ * read without it by slot_count with atomics), order, free_runs, nr_used,
  * nr_runs, split_free, hcap, handles, run_used, run_split, pending and
  * pending_next (the latter also handed over through sm->pending).
  * Written under alloc_lock *and* cluster.lock, so readable under either:
@@ -106,7 +108,16 @@ struct cluster {
 	store_handle_t *handles;
 	uint64_t run_used[CLUSTER_WORDS];
 	uint64_t run_split[CLUSTER_WORDS];
-	_Alignas(8) uint8_t count[SLOT_CLUSTER];
+	/*
+	 * Slot counts.  A slot is referenced once, except after slot_get,
+	 * which nothing in the runtime calls today (fork shares slots with the
+	 * SHARED bit of page entries instead).  So a cluster keeps one bit per
+	 * slot (count != 0), and only once a count goes above 1 a byte per
+	 * slot (counts, never freed, published with release): 64 bytes per
+	 * cluster instead of 512.
+	 */
+	uint64_t in_use[CLUSTER_WORDS];
+	uint8_t *counts;
 };
 
 struct slotmap {
@@ -170,39 +181,61 @@ static unsigned bit_find_clear(const uint64_t *map, unsigned n)
 }
 
 /*
- * Counts are read without the lock by slot_count, so every store is atomic
+ * Counts are read without the lock by slot_count, so every access is atomic
  * (relaxed: the lock orders writers; a lockless reader only wants some
- * recent value of a slot it references).
+ * recent value of a slot it references; counts is published with release
+ * after it is filled, so a reader that sees it sees every count).
  */
 static inline unsigned count_get(const struct cluster *c, unsigned i)
 {
-	return __atomic_load_n(&c->count[i], __ATOMIC_RELAXED);
+	const uint8_t *counts = __atomic_load_n(&c->counts, __ATOMIC_ACQUIRE);
+
+	if (counts)
+		return __atomic_load_n(&counts[i], __ATOMIC_RELAXED);
+	return __atomic_load_n(&c->in_use[i / 64], __ATOMIC_RELAXED) >> (i % 64) & 1;
 }
 
+/* Set the count of slot i; a count above 1 needs c->counts (count_widen).
+ * Cluster lock held. */
 static inline void count_set(struct cluster *c, unsigned i, unsigned v)
 {
-	__atomic_store_n(&c->count[i], (uint8_t)v, __ATOMIC_RELAXED);
+	uint64_t bit = 1ull << (i % 64);
+
+	core_assert(v <= 1 || c->counts);
+	if (c->counts)
+		__atomic_store_n(&c->counts[i], (uint8_t)v, __ATOMIC_RELAXED);
+	if (v)
+		__atomic_fetch_or(&c->in_use[i / 64], bit, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&c->in_use[i / 64], ~bit, __ATOMIC_RELAXED);
 }
 
-/* Whether slots [first, first + n) all have count 0; cluster lock held, so
- * plain word reads cannot race a writer. */
+/* Give c a byte per slot for counts above 1, filled from the bits.
+ * Cluster lock held.  @return 0; -ENOMEM. */
+static int count_widen(struct cluster *c)
+{
+	uint8_t *counts;
+
+	if (c->counts)
+		return 0;
+	counts = malloc(SLOT_CLUSTER);
+	if (!counts)
+		return -ENOMEM;
+	for (unsigned i = 0; i < SLOT_CLUSTER; i++)
+		counts[i] = (uint8_t)(c->in_use[i / 64] >> (i % 64) & 1);
+	__atomic_store_n(&c->counts, counts, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Whether slots [first, first + n) all have count 0 (first is a multiple
+ * of n, a power of two).  Cluster lock held: no writer races the reads. */
 static bool count_range_zero(const struct cluster *c, unsigned first, unsigned n)
 {
-	const uint8_t *p = c->count + first;
-	uint64_t w;
-
-	if (n < 8) {
-		for (unsigned i = 0; i < n; i++)
-			if (p[i])
-				return false;
-		return true;
-	}
-	/* first is a multiple of n >= 8: word-aligned */
-	for (unsigned i = 0; i < n; i += 8) {
-		memcpy(&w, p + i, sizeof(w));
-		if (w)
+	if (n < 64)
+		return !(c->in_use[first / 64] >> (first % 64) & ((1ull << n) - 1));
+	for (unsigned w = first / 64; w < (first + n) / 64; w++)
+		if (c->in_use[w])
 			return false;
-	}
 	return true;
 }
 
@@ -386,6 +419,7 @@ void slotmap_destroy(struct slotmap *sm)
 
 		cluster_free_splits(c);
 		free(c->handles);
+		free(c->counts);
 		pthread_mutex_destroy(&c->lock);
 		free(c);
 	}
@@ -511,7 +545,7 @@ static int cluster_split_alloc(struct cluster *c, store_handle_t h, unsigned *sl
 			unsigned first = j << c->order;
 
 			for (unsigned i = 0; i < n; i++) {
-				if (c->count[first + i])
+				if (count_get(c, first + i))
 					continue;
 				core_assert_debug(!split_handles(c, j)[i].v);
 				split_handles(c, j)[i] = h;
@@ -628,12 +662,14 @@ int slot_get(struct slotmap *sm, slot_t s)
 	if (!c)
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	cnt = c->count[i];
+	cnt = count_get(c, i);
 	if (cnt == 0)
 		ret = -EINVAL;
 	else if (cnt >= SLOT_COUNT_MAX)
 		ret = -EOVERFLOW;
 	else
+		ret = count_widen(c);
+	if (!ret)
 		count_set(c, i, cnt + 1);
 	pthread_mutex_unlock(&c->lock);
 	return ret;
@@ -649,7 +685,7 @@ int slot_put(struct slotmap *sm, slot_t s, store_handle_t *freed)
 
 	core_assert(c); /* a slot beyond the space was never allocated */
 	pthread_mutex_lock(&c->lock);
-	cnt = c->count[i];
+	cnt = count_get(c, i);
 	core_assert(cnt != 0); /* a reference to a free slot: the caller's entry is stale */
 	count_set(c, i, cnt - 1);
 	if (cnt > 1)
@@ -711,7 +747,7 @@ int slot_run(const struct slotmap *sm, slot_t s, store_handle_t *h, slot_t *firs
 	if (!c)
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	if (c->count[i] == 0) {
+	if (count_get(c, i) == 0) {
 		ret = -EINVAL;
 		goto out;
 	}
@@ -734,12 +770,17 @@ out:
 
 static size_t cluster_meta_bytes(const struct cluster *c)
 {
-	size_t b = sizeof(*c) + c->hcap * sizeof(store_handle_t);
+	size_t b = sizeof(*c) + c->hcap * sizeof(store_handle_t) + (c->counts ? SLOT_CLUSTER : 0);
 
 	for (unsigned w = 0; w < CLUSTER_WORDS; w++)
 		b += (size_t)__builtin_popcountll(c->run_split[w]) *
 		     (sizeof(store_handle_t) << c->order);
 	return b;
+}
+
+size_t slotmap_cluster_bytes(unsigned order)
+{
+	return sizeof(struct cluster) + (SLOT_CLUSTER >> order) * sizeof(store_handle_t);
 }
 
 void slotmap_stats(struct slotmap *sm, struct slotmap_stats *st)
@@ -804,7 +845,7 @@ static int cluster_check(const struct cluster *c, struct check_totals *t)
 		unsigned first = j << c->order, live = 0;
 
 		for (unsigned i = 0; i < n; i++)
-			live += c->count[first + i] != 0;
+			live += count_get(c, first + i) != 0;
 		used += live;
 		if (!bit_test(c->run_used, j)) {
 			CHECK(!bit_test(c->run_split, j), "cluster %u: free run %u split", c->idx,
@@ -826,9 +867,9 @@ static int cluster_check(const struct cluster *c, struct check_totals *t)
 		for (unsigned i = 0; i < n; i++) {
 			bool has_h = split_handles(c, j)[i].v != 0;
 
-			CHECK(has_h == (c->count[first + i] != 0),
+			CHECK(has_h == (count_get(c, first + i) != 0),
 			      "cluster %u: split slot %u count %u handle %llu", c->idx, first + i,
-			      c->count[first + i], (unsigned long long)split_handles(c, j)[i].v);
+			      count_get(c, first + i), (unsigned long long)split_handles(c, j)[i].v);
 		}
 		runs += live;
 		split_free += n - live;

@@ -25,10 +25,11 @@
  * partial -> free) pushes the cluster on a lock-free stack that the next
  * allocation drains under alloc_lock (details in slotmap.c).
  *
- * Memory is taken per cluster as clusters come into use: 512 count bytes
- * plus one 8-byte handle per run of the cluster's order, plus a 240-byte
- * header (lock, list links, run bitmaps): 9.5 bytes per slot at order 0,
- * 2.0 at order 4.  An unused slot space costs only its directory (8 bytes
+ * Memory is taken per cluster as clusters come into use: a 312-byte header
+ * (lock, list links, run bitmaps, a bit per slot for its count) plus one
+ * 8-byte handle per run of the cluster's order: 8.6 bytes per slot at
+ * order 0, 1.1 at order 4 (slotmap_cluster_bytes).  Counts above 1 (only
+ * slot_get makes them) add a byte per slot to their cluster.  An unused slot space costs only its directory (8 bytes
  * per 512 clusters: 8 KiB for the default 1 TiB).
  *
  * Order-0 fallback inside the map: when no order-0 cluster, free cluster or
@@ -90,8 +91,9 @@ void slotmap_destroy(struct slotmap *sm);
  */
 int slot_alloc(struct slotmap *sm, unsigned order, store_handle_t h, slot_t *first);
 
-/* Add one reference to a used slot (fork).  @return 0; -EOVERFLOW at
- * SLOT_COUNT_MAX; -EINVAL for a free slot. */
+/* Add one reference to a used slot.  The first count above 1 in a cluster
+ * gives it a count byte per slot (512 bytes).  @return 0; -EOVERFLOW at
+ * SLOT_COUNT_MAX; -EINVAL for a free slot; -ENOMEM. */
 int slot_get(struct slotmap *sm, slot_t s);
 
 /*
@@ -114,6 +116,13 @@ int slot_run(const struct slotmap *sm, slot_t s, store_handle_t *h, slot_t *firs
 	     unsigned *order);
 
 void slotmap_stats(struct slotmap *sm, struct slotmap_stats *st);
+
+/*
+ * Memory one cluster serving runs of @order holds (its header with the
+ * counts, and one handle per run), not counting split runs: the unit of
+ * slotmap_stats.meta_bytes, for models of it (tests).
+ */
+size_t slotmap_cluster_bytes(unsigned order);
 
 /*
  * Check every invariant (counts vs runs vs cluster lists vs free counts).

@@ -32,7 +32,7 @@
  *   handle = class << 56 | generation << 28 | index      (index 0 is never used)
  * (28 bits of generation: a stale handle could name a live object again
  * only after its entry has been reused 2^27 times.)
- * Metadata per object: 16 bytes of entry + 4 bytes of back reference.
+ * Metadata per object: 12 bytes of entry + 4 bytes of back reference.
  *
  * Fullness.  A class keeps its blocks on RAMSTORE_GROUPS lists by fullness
  * plus a full list.  put fills the fullest block first, so sparse blocks
@@ -100,26 +100,49 @@
 #define RAMSTORE_GEN_BITS 28u
 #define RAMSTORE_IDX_MASK ((1u << RAMSTORE_IDX_BITS) - 1)
 #define RAMSTORE_GEN_MASK ((1u << RAMSTORE_GEN_BITS) - 1)
-#define RAMSTORE_CHUNK_SHIFT 14u /* entries per table chunk: 16 Ki (256 KiB) */
+/*
+ * The handle table grows by chunks of 1 Ki entries (12 KiB), reached
+ * through leaves of 512 chunk pointers (4 KiB), reached through the 512
+ * leaf pointers in the store: 2^28 entries in all.  Small chunks keep the
+ * unused tail of the table small (at most 12 KiB plus the class caches);
+ * the two levels keep the store's own mapping small (4 KiB of leaf
+ * pointers instead of a flat array of 2^18 chunk pointers).
+ */
+#define RAMSTORE_CHUNK_SHIFT 10u
 #define RAMSTORE_CHUNK (1u << RAMSTORE_CHUNK_SHIFT)
-#define RAMSTORE_NCHUNKS (1u << (RAMSTORE_IDX_BITS - RAMSTORE_CHUNK_SHIFT))
+#define RAMSTORE_LEAF_SHIFT 9u
+#define RAMSTORE_LEAF (1u << RAMSTORE_LEAF_SHIFT)
+#define RAMSTORE_NLEAVES (1u << (RAMSTORE_IDX_BITS - RAMSTORE_CHUNK_SHIFT - RAMSTORE_LEAF_SHIFT))
+#define RAMSTORE_TABLE_MAX (RAMSTORE_NLEAVES * RAMSTORE_LEAF * RAMSTORE_CHUNK)
+_Static_assert((uint64_t)RAMSTORE_NLEAVES * RAMSTORE_LEAF * RAMSTORE_CHUNK == 1ull << RAMSTORE_IDX_BITS,
+	       "the table's levels span the handle's index bits");
 #define RAMSTORE_ENTRY_BATCH 32u /* entries a class takes from the table at once */
 
 /*
- * One entry of the handle table (16 bytes).  gen is odd while the entry
- * names a live object; it is read without locks (atomically) to reject a
- * stale handle, everything else belongs to the lock of the class that owns
- * the entry: the object's class while live, the class whose cache holds it
- * while cached, the table lock while on the table's free list.
+ * One entry of the handle table (12 bytes: one per stored object, so it is
+ * packed).  gen is odd while the entry names a live object; it is read
+ * without locks (atomically) to reject a stale handle, and so is len (the
+ * object's class is a function of it, ramstore_len_class); everything else
+ * belongs to the lock of the class that owns the entry: the object's class
+ * while live, the class whose cache holds it while cached, the table lock
+ * while on the table's free list.
+ * The object's address is 16-byte aligned (slots, mappings) and below
+ * 2^48 (user space on x86-64 and arm64), so its 44 significant bits fit in
+ * the spare bits: a = address >> 4 is a[43:40] in genx, a[39:32] in lenx,
+ * a[31:0] in objx (ramstore_entry_obj).
  */
 struct ramstore_entry {
-	uint32_t gen;
-	uint32_t lenc; /* len << 8 | class, valid while live */
+	uint32_t genx; /* gen << 4 | a[43:40] */
+	uint32_t lenx; /* len << 8 | a[39:32], valid while live */
 	union {
-		void *obj;     /* live: the object's bytes */
+		uint32_t objx; /* live: a[31:0] */
 		uint32_t next; /* free: next free entry index, 0 = end */
 	};
 };
+
+#define RAMSTORE_GENX_SHIFT 4u
+#define RAMSTORE_LENX_SHIFT 8u
+#define RAMSTORE_ADDR_BITS 48u
 
 /* A block of one class: header, back references, then nslots slots. */
 struct ramstore_block {
@@ -175,9 +198,11 @@ struct ramstore {
 	uint64_t fail_nospc, fail_nomem, fail_2big, bad_get, bad_free;
 
 	/*
-	 * The handle table: RAMSTORE_NCHUNKS chunks of entries, mapped as the
-	 * table grows and never moved, so get reads an entry without the
-	 * table lock (cap and chunk[] are published with release stores).
+	 * The handle table: chunks of entries, reached through leaves of
+	 * chunk pointers (see RAMSTORE_CHUNK_SHIFT), mapped as the table
+	 * grows and never moved, so get reads an entry without the table
+	 * lock (cap, leaf[] and the leaves' pointers are published with
+	 * release stores).
 	 */
 	struct {
 		pthread_mutex_t lock;
@@ -187,7 +212,7 @@ struct ramstore {
 		uint32_t cap;  /* entries backed by chunks (atomic) */
 		uint32_t in_put; /* atomic: entries a put holds while it compacts
 				    (on no list, not live: check counts them) */
-		struct ramstore_entry *chunk[RAMSTORE_NCHUNKS];
+		struct ramstore_entry **leaf[RAMSTORE_NLEAVES];
 	} table;
 
 	struct ramstore_class cls[RAMSTORE_NCLASSES + 1]; /* + RAMSTORE_LARGE */
@@ -333,10 +358,56 @@ static inline unsigned ramstore_handle_class(store_handle_t h)
 /* The entry of idx, which must be below table.cap. */
 static inline struct ramstore_entry *ramstore_entry(struct ramstore *s, uint32_t idx)
 {
-	struct ramstore_entry *chunk =
-		__atomic_load_n(&s->table.chunk[idx >> RAMSTORE_CHUNK_SHIFT], __ATOMIC_RELAXED);
+	struct ramstore_entry **leaf =
+		__atomic_load_n(&s->table.leaf[idx >> (RAMSTORE_CHUNK_SHIFT + RAMSTORE_LEAF_SHIFT)],
+				__ATOMIC_ACQUIRE);
+	struct ramstore_entry *chunk = __atomic_load_n(
+		&leaf[(idx >> RAMSTORE_CHUNK_SHIFT) & (RAMSTORE_LEAF - 1)], __ATOMIC_ACQUIRE);
 
 	return &chunk[idx & (RAMSTORE_CHUNK - 1)];
+}
+
+static inline uint32_t ramstore_entry_gen(const struct ramstore_entry *e)
+{
+	return __atomic_load_n(&e->genx, __ATOMIC_ACQUIRE) >> RAMSTORE_GENX_SHIFT;
+}
+
+static inline size_t ramstore_entry_len(const struct ramstore_entry *e)
+{
+	return __atomic_load_n(&e->lenx, __ATOMIC_RELAXED) >> RAMSTORE_LENX_SHIFT;
+}
+
+/* The class an object of len bytes lives in (put chooses it so). */
+static unsigned ramstore_len_class(size_t len)
+{
+	return len > RAMSTORE_CLASS_MAX ? RAMSTORE_LARGE : ramstore_class_of(len);
+}
+
+static inline unsigned ramstore_entry_class(const struct ramstore_entry *e)
+{
+	return ramstore_len_class(ramstore_entry_len(e));
+}
+
+static inline void *ramstore_entry_obj(const struct ramstore_entry *e)
+{
+	uint64_t a = (uint64_t)(__atomic_load_n(&e->genx, __ATOMIC_RELAXED) & 0xfu) << 40 |
+		     (uint64_t)(__atomic_load_n(&e->lenx, __ATOMIC_RELAXED) & 0xffu) << 32 | e->objx;
+
+	return (void *)(uintptr_t)(a << 4);
+}
+
+/* Point a live or about-to-be-live entry at obj, keeping its gen and len.
+ * Lock of the owning class held (lockless readers look only at gen, len). */
+static void ramstore_entry_set_obj(struct ramstore_entry *e, void *obj)
+{
+	uint64_t a = (uintptr_t)obj >> 4;
+
+	core_assert(!((uintptr_t)obj & 15) && (uintptr_t)obj >> RAMSTORE_ADDR_BITS == 0);
+	e->objx = (uint32_t)a;
+	__atomic_store_n(&e->lenx, (e->lenx & ~0xffu) | (uint32_t)(a >> 32 & 0xff),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&e->genx, (e->genx & ~0xfu) | (uint32_t)(a >> 40 & 0xf),
+			 __ATOMIC_RELAXED);
 }
 
 /*
@@ -352,12 +423,11 @@ static struct ramstore_entry *ramstore_lookup(struct ramstore *s, store_handle_t
 	if (!idx || idx >= __atomic_load_n(&s->table.cap, __ATOMIC_ACQUIRE))
 		return NULL;
 	e = ramstore_entry(s, idx);
-	if ((__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) & RAMSTORE_GEN_MASK) !=
-	    ramstore_handle_gen(h))
+	if ((ramstore_entry_gen(e) & RAMSTORE_GEN_MASK) != ramstore_handle_gen(h))
 		return NULL;
 	/* gen odd: the handle's own gen is odd for every handle put made */
 	if (!(ramstore_handle_gen(h) & 1) ||
-	    (__atomic_load_n(&e->lenc, __ATOMIC_RELAXED) & 0xff) != ramstore_handle_class(h))
+	    ramstore_entry_class(e) != ramstore_handle_class(h))
 		return NULL;
 	return e;
 }
@@ -365,15 +435,23 @@ static struct ramstore_entry *ramstore_lookup(struct ramstore *s, store_handle_t
 /* Map one more chunk of the table.  Table lock held. */
 static int ramstore_table_grow(struct ramstore *s)
 {
-	uint32_t cap = s->table.cap;
+	uint32_t cap = s->table.cap, l = cap >> (RAMSTORE_CHUNK_SHIFT + RAMSTORE_LEAF_SHIFT);
 	struct ramstore_entry *chunk;
 
-	if (cap >= RAMSTORE_NCHUNKS * RAMSTORE_CHUNK)
+	if (cap >= RAMSTORE_TABLE_MAX)
 		return -ENOMEM; /* 2^28 objects: the index bits are spent */
+	if (!s->table.leaf[l]) {
+		struct ramstore_entry **leaf = os_mem_map(RAMSTORE_LEAF * sizeof(*leaf));
+
+		if (!leaf)
+			return -ENOMEM;
+		__atomic_store_n(&s->table.leaf[l], leaf, __ATOMIC_RELEASE);
+	}
 	chunk = os_mem_map(RAMSTORE_CHUNK * sizeof(*chunk));
 	if (!chunk)
 		return -ENOMEM;
-	__atomic_store_n(&s->table.chunk[cap >> RAMSTORE_CHUNK_SHIFT], chunk, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->table.leaf[l][(cap >> RAMSTORE_CHUNK_SHIFT) & (RAMSTORE_LEAF - 1)],
+			 chunk, __ATOMIC_RELEASE);
 	__atomic_store_n(&s->table.cap, cap + RAMSTORE_CHUNK, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -421,7 +499,7 @@ static int ramstore_entry_alloc(struct ramstore *s, struct ramstore_class *cls, 
 	}
 	*idx = cls->entry_free;
 	e = ramstore_entry(s, *idx);
-	core_assert_debug(!(e->gen & 1));
+	core_assert_debug(!(ramstore_entry_gen(e) & 1));
 	cls->entry_free = e->next;
 	cls->nentry_free--;
 	return 0;
@@ -457,22 +535,18 @@ static void ramstore_entry_release(struct ramstore *s, struct ramstore_class *cl
 static store_handle_t ramstore_entry_publish(struct ramstore_entry *e, uint32_t idx, void *obj,
 					     size_t len, unsigned c)
 {
-	uint32_t gen = e->gen + 1;
+	uint32_t gen = (ramstore_entry_gen(e) + 1) & RAMSTORE_GEN_MASK;
 
-	e->obj = obj;
-	__atomic_store_n(&e->lenc, (uint32_t)len << 8 | c, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->gen, gen, __ATOMIC_RELEASE);
+	core_assert_debug(ramstore_len_class(len) == c);
+	__atomic_store_n(&e->lenx, (uint32_t)len << RAMSTORE_LENX_SHIFT, __ATOMIC_RELAXED);
+	ramstore_entry_set_obj(e, obj);
+	__atomic_store_n(&e->genx, gen << RAMSTORE_GENX_SHIFT | (e->genx & 0xfu), __ATOMIC_RELEASE);
 	return ramstore_handle(idx, gen, c);
 }
 
 static void ramstore_entry_kill(struct ramstore_entry *e)
 {
-	__atomic_store_n(&e->gen, e->gen + 1, __ATOMIC_RELEASE);
-}
-
-static inline size_t ramstore_entry_len(const struct ramstore_entry *e)
-{
-	return e->lenc >> 8;
+	__atomic_store_n(&e->genx, e->genx + (1u << RAMSTORE_GENX_SHIFT), __ATOMIC_RELEASE);
 }
 
 /* ---- the pool budget ---- */
@@ -639,8 +713,8 @@ static size_t ramstore_class_compact(struct ramstore *s, struct ramstore_class *
 			core_assert_debug(dst);
 			e = ramstore_entry(s, idx);
 			to = ramstore_slot_take(cls, dst, idx);
-			memcpy(to, e->obj, ramstore_entry_len(e));
-			e->obj = to;
+			memcpy(to, ramstore_entry_obj(e), ramstore_entry_len(e));
+			ramstore_entry_set_obj(e, to);
 			src->inuse--;
 			moved++;
 		}
@@ -878,7 +952,7 @@ static int ramstore_get(struct store *st, store_handle_t h, store_visit_fn fn, v
 		pthread_rwlock_unlock(&cls->lock);
 		goto bad;
 	}
-	ret = fn(e->obj, ramstore_entry_len(e), arg);
+	ret = fn(ramstore_entry_obj(e), ramstore_entry_len(e), arg);
 	pthread_rwlock_unlock(&cls->lock);
 	return ret;
 bad:
@@ -910,7 +984,7 @@ static void ramstore_free_large(struct ramstore *s, store_handle_t h)
 		ramstore_bad_free(s, h);
 		return;
 	}
-	p = e->obj;
+	p = ramstore_entry_obj(e);
 	len = ramstore_entry_len(e);
 	bytes = ramstore_large_bytes(len);
 	ramstore_entry_kill(e);
@@ -951,7 +1025,7 @@ static void ramstore_free(struct store *st, store_handle_t h)
 		ramstore_bad_free(s, h);
 		return;
 	}
-	obj = e->obj;
+	obj = ramstore_entry_obj(e);
 	len = ramstore_entry_len(e);
 	b = (struct ramstore_block *)((uintptr_t)obj & cls->block_mask);
 	slot = (uint32_t)((size_t)(obj - ramstore_slot_addr(cls, b, 0)) / cls->size);
@@ -985,6 +1059,17 @@ static void ramstore_free(struct store *st, store_handle_t h)
 	ramstore_check_expensive(s);
 }
 
+/* The store's own mapping, the table's chunks and its leaves: the table is
+ * mapped in order, so cap says how many of each. */
+static uint64_t ramstore_meta_bytes(struct ramstore *s)
+{
+	uint64_t cap = __atomic_load_n(&s->table.cap, __ATOMIC_RELAXED);
+	uint64_t per_leaf = (uint64_t)RAMSTORE_LEAF * RAMSTORE_CHUNK;
+
+	return s->map_bytes + cap * sizeof(struct ramstore_entry) +
+	       (cap + per_leaf - 1) / per_leaf * RAMSTORE_LEAF * sizeof(struct ramstore_entry *);
+}
+
 static void ramstore_usage(struct store *st, struct store_usage *u)
 {
 	struct ramstore *s = ramstore_of(st);
@@ -997,8 +1082,7 @@ static void ramstore_usage(struct store *st, struct store_usage *u)
 	u->pool_bytes = ramstore_load(&s->pool_bytes);
 	u->compactions = ramstore_load(&s->compactions);
 	u->moved = ramstore_load(&s->moved);
-	u->meta_bytes = s->map_bytes + (uint64_t)__atomic_load_n(&s->table.cap, __ATOMIC_RELAXED) *
-					       sizeof(struct ramstore_entry);
+	u->meta_bytes = ramstore_meta_bytes(s);
 	u->fail_nospc = ramstore_load(&s->fail_nospc);
 	u->fail_nomem = ramstore_load(&s->fail_nomem);
 	u->fail_2big = ramstore_load(&s->fail_2big);
@@ -1081,8 +1165,8 @@ static void ramstore_close(struct store *st)
 	for (uint32_t idx = 1; idx < s->table.next; idx++) {
 		struct ramstore_entry *e = ramstore_entry(s, idx);
 
-		if ((e->gen & 1) && (e->lenc & 0xff) == RAMSTORE_LARGE)
-			os_mem_unmap(e->obj, ramstore_large_bytes(ramstore_entry_len(e)));
+		if ((ramstore_entry_gen(e) & 1) && ramstore_entry_class(e) == RAMSTORE_LARGE)
+			os_mem_unmap(ramstore_entry_obj(e), ramstore_large_bytes(ramstore_entry_len(e)));
 	}
 	for (unsigned c = 0; c <= RAMSTORE_LARGE; c++) {
 		struct ramstore_class *cls = &s->cls[c];
@@ -1099,8 +1183,13 @@ static void ramstore_close(struct store *st)
 			os_mem_unmap(cls->spare, cls->block_bytes);
 		pthread_rwlock_destroy(&cls->lock);
 	}
-	for (uint32_t i = 0; i < RAMSTORE_NCHUNKS && s->table.chunk[i]; i++)
-		os_mem_unmap(s->table.chunk[i], RAMSTORE_CHUNK * sizeof(struct ramstore_entry));
+	for (uint32_t i = 0; i < s->table.cap; i += RAMSTORE_CHUNK) {
+		struct ramstore_entry *chunk = ramstore_entry(s, i);
+
+		os_mem_unmap(chunk, RAMSTORE_CHUNK * sizeof(*chunk));
+	}
+	for (uint32_t l = 0; l < RAMSTORE_NLEAVES && s->table.leaf[l]; l++)
+		os_mem_unmap(s->table.leaf[l], RAMSTORE_LEAF * sizeof(*s->table.leaf[l]));
 	pthread_mutex_destroy(&s->table.lock);
 	os_mem_unmap(s, s->map_bytes);
 }
@@ -1170,12 +1259,13 @@ static int ramstore_check_block(struct ramstore *s, unsigned c, struct ramstore_
 					  c, slot, idx);
 		e = ramstore_entry(s, idx);
 		len = ramstore_entry_len(e);
-		if (!(e->gen & 1) || (e->lenc & 0xff) != c ||
-		    e->obj != ramstore_slot_addr(cls, b, slot) || ramstore_class_of(len) != c)
+		if (!(ramstore_entry_gen(e) & 1) || ramstore_entry_class(e) != c ||
+		    ramstore_entry_obj(e) != ramstore_slot_addr(cls, b, slot))
 			return errmsg_set(-EUCLEAN,
 					  "store ram: class %u: slot %u names entry %u (gen %u, "
 					  "class %u, %zu bytes) that does not point back",
-					  c, slot, idx, e->gen, e->lenc & 0xff, len);
+					  c, slot, idx, ramstore_entry_gen(e), ramstore_entry_class(e),
+					  len);
 		*objects += 1;
 		*stored += len;
 	}
@@ -1239,7 +1329,7 @@ static int64_t ramstore_check_free_entries(struct ramstore *s, uint32_t head)
 	int64_t n = 0;
 
 	for (uint32_t idx = head; idx; idx = ramstore_entry(s, idx)->next) {
-		if (idx >= s->table.next || (ramstore_entry(s, idx)->gen & 1) || n >= s->table.next)
+		if (idx >= s->table.next || (ramstore_entry_gen(ramstore_entry(s, idx)) & 1) || n >= s->table.next)
 			return -1;
 		n++;
 	}
@@ -1277,10 +1367,10 @@ static int ramstore_check_locked(struct ramstore *s)
 	for (uint32_t idx = 1; idx < s->table.next; idx++) {
 		struct ramstore_entry *e = ramstore_entry(s, idx);
 
-		if (!(e->gen & 1))
+		if (!(ramstore_entry_gen(e) & 1))
 			continue;
 		live++;
-		if ((e->lenc & 0xff) != RAMSTORE_LARGE)
+		if (ramstore_entry_class(e) != RAMSTORE_LARGE)
 			continue;
 		if (ramstore_entry_len(e) <= RAMSTORE_CLASS_MAX)
 			return errmsg_set(-EUCLEAN,

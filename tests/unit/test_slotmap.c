@@ -665,8 +665,21 @@ static void test_metadata(void **state)
 	fprintf(stderr,
 		"# metadata: empty 1 TiB map %llu bytes; per slot: order 0 %.2f, order 4 %.2f\n",
 		(unsigned long long)st0.meta_bytes, o0, o4);
-	assert_true(o0 < 10.0);
-	assert_true(o4 < 2.5);
+	assert_true(o0 < 9.0);
+	assert_true(o4 < 1.2);
+	assert_int_equal(st1.meta_bytes - st0.meta_bytes - 4096, slotmap_cluster_bytes(0));
+	assert_int_equal(st3.meta_bytes - st2.meta_bytes, slotmap_cluster_bytes(4));
+	/* a count above 1 gives its cluster (only) a byte per slot; its
+	 * neighbours keep their counts */
+	assert_int_equal(slot_get(sm, s), 0);
+	assert_int_equal(slot_get(sm, s), 0);
+	slotmap_stats(sm, &st2);
+	assert_int_equal(st2.meta_bytes, st3.meta_bytes + SLOT_CLUSTER);
+	assert_int_equal(slot_count(sm, s), 3);
+	assert_int_equal(slot_count(sm, (slot_t){ s.v - 1 }), 1);
+	assert_int_equal(slot_count(sm, (slot_t){ s.v + 1 }), 1);
+	assert_int_equal(slot_count(sm, (slot_t){ s.v + 16 }), 0); /* past the last cluster */
+	assert_int_equal(slotmap_check(sm), 0);
 	slotmap_destroy(sm);
 }
 

@@ -263,6 +263,50 @@ static void test_fork_hooks(void **state)
 	store_ram.close(c.st);
 }
 
+/*
+ * The handle table's memory against a model of its growth: a class takes
+ * entries from the table 32 at a time (index 0 is never used), the table
+ * maps chunks of 1024 entries of 12 bytes as they are needed, so after n
+ * puts of one size it holds 1024 * ceil((1 + 32 * ceil(n / 32)) / 1024)
+ * entries; everything else (the store's own mapping, the directory leaf)
+ * is there from the open.
+ */
+static void test_table_meta(void **state)
+{
+	static const unsigned counts[] = { 1, 31, 32, 33, 1000, 1023, 1024, 5000, 20000 };
+	static unsigned char obj[100];
+	struct store_usage u0, u;
+	store_handle_t *h = calloc(20000, sizeof(*h));
+	struct store *st;
+	unsigned n = 0;
+
+	(void)state;
+	assert_non_null(h);
+	assert_int_equal(store_ram.open(NULL, 0, &st), 0);
+	store_ram.usage(st, &u0);
+	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+		uint64_t handed, cap;
+
+		for (; n < counts[k]; n++)
+			assert_int_equal(store_ram.put(st, obj, sizeof(obj), &h[n]), 0);
+		handed = 1 + 32 * ((n + 31) / 32);
+		cap = 1024 * ((handed + 1023) / 1024);
+		store_ram.usage(st, &u);
+		if (u.meta_bytes != u0.meta_bytes + (cap - 1024) * 12)
+			fail_msg("%u objects: meta_bytes %llu, the model says %llu", n,
+				 (unsigned long long)u.meta_bytes,
+				 (unsigned long long)(u0.meta_bytes + (cap - 1024) * 12));
+	}
+	/* freeing keeps the table (entries are reused, chunks never unmapped) */
+	for (unsigned i = 0; i < n; i++)
+		store_ram.free(st, h[i]);
+	store_ram.usage(st, &u0);
+	assert_int_equal(u0.meta_bytes, u.meta_bytes);
+	assert_int_equal(store_ram.check(st), 0);
+	store_ram.close(st);
+	free(h);
+}
+
 /* Packing waste on a realistic mix of objects of 256 B and more: what the
  * pool holds beyond the objects' bytes (class rounding, block tails and
  * headers, partly filled blocks, page rounding of large objects). */
@@ -306,7 +350,7 @@ int main(void)
 		cmocka_unit_test(test_registry),    cmocka_unit_test(test_open_args),
 		STORE_SUITE_TESTS(&ram_suite),	    cmocka_unit_test(test_double_free),
 		cmocka_unit_test(test_class_locks), cmocka_unit_test(test_fork_hooks),
-		cmocka_unit_test(test_waste),
+		cmocka_unit_test(test_waste),       cmocka_unit_test(test_table_meta),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
