@@ -893,8 +893,8 @@ static void test_staging_ring(void **state)
 	rng_seed(&r, 57);
 	prog_open(&g, (struct uswap_config){ .folio_size = 16384, .limit = 6 * 16384 },
 		  48 * 16384);
-	g.u->max_folios = g.u->p.limit / g.u->p.folio_size; /* direct reclaim only */
-	g.u->high_wm = g.u->low_wm = g.u->max_folios;
+	g.u->max_pages = g.u->p.limit / PAGE; /* direct reclaim only */
+	g.u->high_wm = g.u->low_wm = g.u->max_pages;
 	if (g.ctx->staging_n < 4)
 		fail_msg("a ring of %u staging folios: this test needs several", g.ctx->staging_n);
 	for (step = 0; step < 5000; step++) {
