@@ -18,6 +18,11 @@
  *
  * Pages move out with the staging userfaultfd (the destination must be
  * registered with the one that moves) and back with the region's.
+ *
+ * Each eviction takes the next empty folio of its thread's staging ring
+ * (staging_take) and uses that one folio throughout: the move out, the
+ * encode, the move back on failure.  Its pages are dropped later, with the
+ * rest of the ring (folio_ctx.c): one TLB flush for many evictions.
  */
 #include "instance.h"
 
@@ -167,8 +172,8 @@ static int blob_store(struct uswap *u, const void *blob, size_t len, unsigned or
 
 /* The fallback when no contiguous run can be had: each data page becomes
  * its own blob in its own slot. */
-static int evict_order0(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
-			const struct folio_encode_result *folio_res)
+static int evict_order0(struct uswap *u, struct folio_ctx *c, char *staging, struct region *r,
+			uint32_t f, const struct folio_encode_result *folio_res)
 {
 	struct pagetable *pt = &r->pt;
 	unsigned npages = folio_pages(pt), i, j;
@@ -181,7 +186,7 @@ static int evict_order0(struct uswap *u, struct folio_ctx *c, struct region *r, 
 
 		if (folio_res->zero_mask[i / 64] >> (i % 64) & 1)
 			continue;
-		rc = folio_encode(u->p.codec, c->staging + (size_t)i * OS_PAGE_SIZE, 1, c->blob,
+		rc = folio_encode(u->p.codec, staging + (size_t)i * OS_PAGE_SIZE, 1, c->blob,
 				  c->scratch, &res);
 		if (!rc)
 			rc = blob_store(u, c->blob, res.blob_len, 0, &run);
@@ -308,7 +313,8 @@ static bool page_absent(const struct pagetable *pt, uint32_t p)
  * moved ones are discarded (zero bits), as in a whole eviction.  On failure
  * the slots taken here are freed and the moved pages go back.
  */
-static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
+static int evict_partial(struct uswap *u, struct folio_ctx *c, char *staging, struct region *r,
+			 uint32_t f)
 {
 	struct pagetable *pt = &r->pt;
 	unsigned npages = folio_pages(pt), i, j;
@@ -325,17 +331,17 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 		for (j = i; j < npages && !page_absent(pt, p0 + j); j++)
 			;
 		if (i < j)
-			rc = move_pages_out(u, c->staging, base, i, j, moved);
+			rc = move_pages_out(u, staging, base, i, j, moved);
 	}
 	if (!rc)
-		lazyfree_discard(u, r, f, c->staging, moved);
+		lazyfree_discard(u, r, f, staging, moved);
 	for (i = 0; i < npages && !rc; i++) {
 		struct folio_encode_result res;
 		struct stored_run run;
 
 		if (!(moved[i / 64] >> (i % 64) & 1))
 			continue; /* still stored, or a hole: reads zero */
-		rc = folio_encode(u->p.codec, c->staging + (size_t)i * OS_PAGE_SIZE, 1, c->blob,
+		rc = folio_encode(u->p.codec, staging + (size_t)i * OS_PAGE_SIZE, 1, c->blob,
 				  c->scratch, &res);
 		if (rc) {
 			why = CTR_reclaim_fail_codec;
@@ -367,8 +373,7 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 			}
 			zeromap_clear(pt, p0 + i);
 		}
-		move_pages_back(u, base, c->staging, npages, moved);
-		os_mem_discard(c->staging, folio_bytes(u));
+		move_pages_back(u, base, staging, npages, moved);
 		/* pages moved back are no longer write-protected */
 		lazyfree_forget(u, r, f);
 		evict_fail_count(u, why, rc);
@@ -381,7 +386,6 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 	/* markers of holes (never moved) go too: an OUT folio has none */
 	lazyfree_forget(u, r, f);
 	folio_flags_clear(pt, f, FOLIO_PARTIAL);
-	os_mem_discard(c->staging, folio_bytes(u));
 	return 0;
 }
 
@@ -395,39 +399,42 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	struct folio_encode_result res;
 	struct stored_run run = { 0 };
 	enum counter why = CTR_COUNT; /* the failure reason, when not rc's */
+	char *staging = staging_take(u, c);
 	int rc;
 
+	if (!staging) {
+		/* the ring could not be emptied: nothing moved, nothing to undo */
+		evict_fail_count(u, CTR_COUNT, -EIO);
+		return -EIO;
+	}
 	if (folio_word_load(pt, f) & FOLIO_PARTIAL)
-		return evict_partial(u, c, r, f);
+		return evict_partial(u, c, staging, r, f);
 	memset(moved, 0, sizeof(moved));
-	rc = move_pages_out(u, c->staging, base, 0, npages, moved);
+	rc = move_pages_out(u, staging, base, 0, npages, moved);
 	if (rc)
 		goto err_move_back;
-	if (lazyfree_discard_whole(u, r, f)) {
-		os_mem_discard(c->staging, folio_bytes(u));
+	if (lazyfree_discard_whole(u, r, f))
 		return 0;
-	}
-	rc = staging_fill_holes(u, c->staging, npages, moved);
+	rc = staging_fill_holes(u, staging, npages, moved);
 	if (rc)
 		goto err_move_back;
 	/* lazily freed pages not written since: discarded, recorded as zero */
-	lazyfree_discard(u, r, f, c->staging, NULL);
+	lazyfree_discard(u, r, f, staging, NULL);
 
 	if (folio_word_load(pt, f) & FOLIO_SWAPCACHE) {
-		if (swapcache_clean(pt, p0, c->staging)) {
+		if (swapcache_clean(pt, p0, staging)) {
 			unsigned n = folio_slots(pt, p0);
 
 			__atomic_fetch_sub(&u->swapcache_pages, n, __ATOMIC_RELAXED);
 			ctr_add(u, CTR_swapcache_hits, 1);
 			folio_flags_clear(pt, f, FOLIO_SWAPCACHE);
-			os_mem_discard(c->staging, folio_bytes(u));
 			return 0;
 		}
 		/* a zero page was written: store the folio anew */
 		swapcache_drop(u, r, f, true);
 	}
 
-	rc = folio_encode(u->p.codec, c->staging, npages, c->blob, c->scratch, &res);
+	rc = folio_encode(u->p.codec, staging, npages, c->blob, c->scratch, &res);
 	if (rc) {
 		why = CTR_reclaim_fail_codec;
 		goto err_move_back;
@@ -441,7 +448,7 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 			u->p.store_ops->free(u->store, run.h);
 			/* no contiguous run: store the pages one by one */
 			if (rc == -ENOSPC && order > 0)
-				rc = evict_order0(u, c, r, f, &res);
+				rc = evict_order0(u, c, staging, r, f, &res);
 			if (rc)
 				goto err_move_back;
 		} else {
@@ -471,12 +478,12 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 		ctr_add(u, CTR_incompressible_folios, 1);
 	if (order > 0 && res.blob_len)
 		ctr_add(u, CTR_swapout_folios, 1);
-	os_mem_discard(c->staging, folio_bytes(u));
 	return 0;
 
 err_move_back:
-	move_pages_back(u, base, c->staging, npages, moved);
-	os_mem_discard(c->staging, folio_bytes(u));
+	/* (the holes filled with the zero page stay in staging: the ring's
+	 * flush drops them) */
+	move_pages_back(u, base, staging, npages, moved);
 	/* pages moved back are no longer write-protected */
 	swapcache_drop(u, r, f, false);
 	lazyfree_forget(u, r, f);

@@ -314,7 +314,11 @@ static void *handler_main(void *arg)
 			 * pending messages while it waits (events_absorb, e.g. the
 			 * reclaimer moving pages back) may queue them just after
 			 * this check, and nothing would wake us for them */
-			os_wait_readable(u->ufd, u->stop_fd, events_queued(u) ? 1 : 100);
+			if (!os_wait_readable(u->ufd, u->stop_fd, events_queued(u) ? 1 : 100))
+				/* idle (or stopping): what direct reclaim evicted
+				 * leaves staging; while faults keep coming, the
+				 * ring is dropped when used up */
+				staging_flush(u, &w->ctx);
 			continue;
 		}
 		if (rc < 0) {

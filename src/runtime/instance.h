@@ -61,10 +61,17 @@ struct readahead_req {
 	bool write;       /* a stream of writes: bring folios in writable */
 };
 
-/* Buffers of a thread that evicts folios or swaps them in. */
+/* Buffers of a thread that evicts folios or swaps them in.  Owned by one
+ * thread at a time: no lock. */
 struct folio_ctx {
-	char *staging;     /* one folio of address space registered with the
-	                      userfaultfd: evicted pages are moved here */
+	char *staging;     /* the staging ring: staging_n folios of address space
+	                      registered with the staging userfaultfd; each
+	                      eviction moves its pages into the next empty one
+	                      (staging_take), and the used ones are dropped
+	                      together (staging_flush: one TLB flush, folio_ctx.c) */
+	unsigned staging_n;    /* folios in the ring */
+	unsigned staging_used; /* folios [0, used) may hold pages; the others
+	                          are empty, as UFFDIO_MOVE needs */
 	void *blob;        /* folio_blob_bound(pages) */
 	void *scratch;     /* one folio: packing on encode, decoding on swap-in */
 	void *scratch2;    /* one folio: decoding other runs in a fallback */
@@ -225,7 +232,20 @@ void folio_ctx_destroy(struct uswap *u, struct folio_ctx *c);
 /* A forked child's copy of a parent thread's buffers (fork.c). */
 void folio_ctx_forget_in_child(struct uswap *u, struct folio_ctx *c);
 struct folio_ctx *folio_ctx_get(struct uswap *u);
+/* Give a borrowed context back (its staging ring is flushed first). */
 void folio_ctx_put(struct uswap *u, struct folio_ctx *c);
+/* The next empty staging folio of c for one eviction; when the ring is used
+ * up, every used folio is dropped first (staging_flush).  Its pages stay
+ * until a later flush: the eviction may move them back from there.
+ * @return the folio; NULL when the ring could not be dropped (a message
+ *         says why; nothing may be moved into a folio not known empty). */
+char *staging_take(struct uswap *u, struct folio_ctx *c);
+/* Drop the pages of every used staging folio with one MADV_DONTNEED (one
+ * TLB flush for all), making them empty again.  Called when the ring is
+ * used up, before the thread sleeps, and when a borrowed context is given
+ * back, so evicted data never lingers in staging for long.
+ * @return 0; -errno from the kernel (the folios stay used). */
+int staging_flush(struct uswap *u, struct folio_ctx *c);
 
 /* ---- evict.c ---- */
 /*

@@ -206,6 +206,8 @@ static void *reclaimer_main(void *arg)
 	unsigned shard = u->nworkers; /* the reclaimer's own region shard */
 
 	while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
+		/* what this pass evicted leaves staging before the sleep */
+		staging_flush(u, &u->reclaim_ctx);
 		os_wait_readable(u->kick_fd, u->stop_fd, 100);
 		os_eventfd_drain(u->kick_fd);
 		readahead_run(u, &u->reclaim_ctx, shard);

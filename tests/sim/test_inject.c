@@ -855,6 +855,109 @@ static void test_checker_names_each_breakage(void **state)
 	prog_close(&g);
 }
 
+/* ---- the staging ring: a folio is reused only after its drop ---- */
+
+/* Every staging folio of c not handed out since the last drop is empty
+ * (UFFDIO_MOVE into a page still there fails with EEXIST, which eviction
+ * would take for a page moved: the stale page would be stored).
+ * @return the folios in use. */
+static unsigned staging_ring_check(struct folio_ctx *c, size_t folio)
+{
+	assert_true(c->staging_used <= c->staging_n);
+	for (size_t k = c->staging_used; k < c->staging_n; k++)
+		for (size_t off = 0; off < folio; off += PAGE)
+			if (sim_os_page(c->staging + k * folio + off) != SIM_ABSENT)
+				fail_msg("staging folio %zu of %u is handed out next but page %zu "
+					 "is still there",
+					 k, c->staging_n, off / PAGE);
+	return c->staging_used;
+}
+
+/*
+ * Many evictions through one context without a drop in between, so the ring
+ * wraps again and again, with failures injected in the middle of them (the
+ * store full or failing, the codec failing, the kernel refusing a move):
+ * each failed eviction must move its pages back from its own staging folio.
+ * Every page is written with new contents between evictions, so a page
+ * moved back from another staging folio, or a stale one stored from a
+ * folio not dropped before its reuse, reads wrong against the shadow.
+ */
+static void test_staging_ring(void **state)
+{
+	struct prog g;
+	struct rng r;
+	unsigned step, wraps = 0, failures = 0, used, prev_used = 0;
+	size_t folio = 16384;
+
+	(void)state;
+	rng_seed(&r, 57);
+	prog_open(&g, (struct uswap_config){ .folio_size = 16384, .limit = 6 * 16384 },
+		  48 * 16384);
+	g.u->max_pages = g.u->p.limit / PAGE; /* direct reclaim only */
+	g.u->high_wm = g.u->low_wm = g.u->max_pages;
+	if (g.ctx->staging_n < 4)
+		fail_msg("a ring of %u staging folios: this test needs several", g.ctx->staging_n);
+	for (step = 0; step < 5000; step++) {
+		size_t p = (size_t)rng_below(&r, g.pages);
+		unsigned op = (unsigned)rng_below(&r, 100);
+		unsigned fired = inj_fired();
+		int rc;
+
+		if (op < 12) {
+			int errs[] = { -ENOSPC, -ENOMEM, -EIO };
+
+			pthread_mutex_lock(&inj_lock);
+			switch (rng_below(&r, 3)) {
+			case 0:
+				inj.put = (struct countdown){ 1 + (int)rng_below(&r, 3),
+							      errs[rng_below(&r, 3)] };
+				break;
+			case 1:
+				inj.compress = (struct countdown){ 1 + (int)rng_below(&r, 3), -ENOMEM };
+				break;
+			default: {
+				struct sim_inject in = { .move_ebusy_in = 1 + (int)rng_below(&r, 20) };
+
+				sim_os_inject(&in);
+			}
+			}
+			pthread_mutex_unlock(&inj_lock);
+		} else if (op < 55) {
+			prog_write(&g, p, rng_next(&r));
+		} else if (op < 80) {
+			prog_read(&g, p);
+		} else if (op < 95) {
+			rc = reclaim_one(g.u, g.ctx, CTR_reclaim_background);
+			assert_true(rc == 0 || rc == -EAGAIN || rc == -ENOSPC);
+		} else {
+			/* a borrowed context: its ring is dropped when given back */
+			size_t n = 1 + (size_t)rng_below(&r, 20 * g.fpages);
+
+			if (p + n > g.pages)
+				n = g.pages - p;
+			rc = uswap_advise(g.u, g.mem + p * PAGE, n * PAGE, USWAP_ADV_PAGEOUT);
+			assert_true(rc == 0 || rc == -ENOSPC || (rc == -ENOMEM && *uswap_last_error()));
+		}
+		failures += inj_fired() != fired;
+		used = staging_ring_check(g.ctx, folio);
+		wraps += used < prev_used;
+		prev_used = used;
+		if (g.u->ctx_free)
+			assert_int_equal(staging_ring_check(g.u->ctx_free, folio), 0);
+		if (step % 50 == 0)
+			prog_check(&g);
+	}
+	fprintf(stderr, "# %u steps, ring of %u folios dropped %u times; %u injected failures, "
+			"%llu moves refused\n",
+		step, g.ctx->staging_n, wraps, failures,
+		(unsigned long long)stat_of(&g, "reclaim_fail_busy"));
+	/* the test proves something only if the ring wrapped under failures */
+	assert_true(wraps >= 20);
+	assert_true(failures >= 20);
+	assert_true(stat_of(&g, "reclaim_fail_busy") >= 10);
+	prog_close(&g);
+}
+
 /* ---- everything at once, at random, for long sequences ---- */
 
 static void test_random_injections(void **state)
@@ -981,6 +1084,7 @@ int main(void)
 		cmocka_unit_test(test_move_back_waits_for_an_event_only_it_can_read),
 		cmocka_unit_test(test_delayed_handler),
 		cmocka_unit_test(test_checker_names_each_breakage),
+		cmocka_unit_test(test_staging_ring),
 		cmocka_unit_test(test_random_injections),
 	};
 
