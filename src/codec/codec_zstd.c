@@ -7,8 +7,8 @@
 #include <pthread.h>
 
 /* for the buffer-less decoder (ZSTD_decompressBegin, _Continue): in the
- * "static linking only" part of zstd.h, yet exported by Debian's shared
- * libzstd; in zstd since 0.x, unchanged */
+ * "static linking only" part of zstd.h, yet exported by the shared libzstd
+ * (Debian 12's 1.5.4 checked), with the same prototypes since zstd 1.0 */
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -174,6 +174,12 @@ static long codec_zstd_decompress_prefix(const void *src, size_t src_len, void *
 		/* the size of the next part of the frame (header, block
 		 * header, block); 0 at the frame's end */
 		need = ZSTD_nextSrcSizeToDecompress(dctx);
+		if (need == 0 && in_pos < src_len) {
+			/* another frame follows, as decompress accepts */
+			if (ZSTD_isError(ZSTD_decompressBegin(dctx)))
+				return -EILSEQ;
+			continue;
+		}
 		if (need == 0 || need > src_len - in_pos)
 			return -EILSEQ;
 		ret = ZSTD_decompressContinue(dctx, (char *)dst + out_pos, dst_len - out_pos,

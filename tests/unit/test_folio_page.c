@@ -243,6 +243,42 @@ static void test_prefix_matches_input(void **state)
 	}
 }
 
+/* zstd: a payload of two frames (which decompress accepts) decodes its
+ * prefix across the frame boundary too. */
+static void test_zstd_two_frames(void **state)
+{
+	const size_t half = 8 * PAGE, len = 2 * half;
+	uint8_t *src = malloc(len), *comp = malloc(2 * len), *out = malloc(len + GUARD);
+	long c1, c2, n;
+
+	(void)state;
+	assert_non_null(src);
+	assert_non_null(comp);
+	assert_non_null(out);
+	folio_fill(src, 16, LAY_ALL_TEXT);
+	c1 = codec_zstd.compress(src, half, comp, len);
+	c2 = codec_zstd.compress(src + half, half, comp + c1, len);
+	assert_true(c1 > 0 && c2 > 0);
+	assert_int_equal(codec_zstd.decompress(comp, (size_t)(c1 + c2), out, len), 0);
+	assert_memory_equal(out, src, len);
+	for (size_t prefix = PAGE; prefix < len; prefix += PAGE) {
+		memset(out, POISON, len + GUARD);
+		n = codec_zstd.decompress_prefix(comp, (size_t)(c1 + c2), out, prefix, len);
+		assert_true(n >= (long)prefix && n <= (long)len);
+		assert_memory_equal(out, src, (size_t)n);
+		assert_guard(out + len);
+		/* the first frame alone cannot give more than its half */
+		n = codec_zstd.decompress_prefix(comp, (size_t)c1, out, prefix, len);
+		if (prefix > half)
+			assert_int_equal(n, -EILSEQ);
+		else
+			assert_int_equal(n, (long)half);
+	}
+	free(src);
+	free(comp);
+	free(out);
+}
+
 /* ---- single pages of blobs ---- */
 
 /* Every page of every blob, decoded alone, is the page that was encoded. */
@@ -443,6 +479,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_prefix_matches_input),
+		cmocka_unit_test(test_zstd_two_frames),
 		cmocka_unit_test(test_every_page),
 		cmocka_unit_test(test_page_decodes_only_what_it_needs),
 		cmocka_unit_test(test_same_pages_without_payload),
