@@ -186,12 +186,14 @@ static void run_codec(const struct codec_ops *codec, size_t nfolios, int reps)
 			continue;
 		for (int mode = 0; mode < 2; mode++)
 			stats3(per[mode][k], reps, &med[mode], &lo[mode], &hi[mode]);
-		printf("  %-22s %8zu %7.2f (%5.2f-%6.2f) %7.2f (%5.2f-%6.2f) %6.2fx\n", kind_name[k],
-		       cnt, med[0], lo[0], hi[0], med[1], lo[1], hi[1], med[1] / med[0]);
+		printf("  %-22s %8zu %7.2f (%5.2f-%6.2f) %7.2f (%5.2f-%6.2f) %6.2fx\n",
+		       kind_name[k], cnt, med[0], lo[0], hi[0], med[1], lo[1], hi[1],
+		       med[1] / med[0]);
 	}
 	/* every decode, whole or page, verifies its blob's checksum once */
 	printf("  checksum alone: %.2f us per blob (%.1f GB/s)\n\n",
-	       n ? csum_s / (double)n * 1e6 : 0, csum_s > 0 ? (double)blob_bytes / csum_s / 1e9 : 0);
+	       n ? csum_s / (double)n * 1e6 : 0,
+	       csum_s > 0 ? (double)blob_bytes / csum_s / 1e9 : 0);
 	(void)sink;
 	for (size_t f = 0; f < n; f++)
 		free(b[f].bytes);

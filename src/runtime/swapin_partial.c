@@ -69,14 +69,14 @@ struct run_cache {
 	unsigned valid;
 };
 
-#define RUN_CACHE_EMPTY ((struct run_cache){ { UINT32_MAX }, 0 })
+#define RUN_CACHE_EMPTY ((struct run_cache){{UINT32_MAX}, 0})
 
 struct page_decode_arg {
-	void *run;         /* c->scratch2: room for the whole run */
-	unsigned npages;   /* the run's */
-	unsigned page;     /* the page wanted, in the run */
-	bool whole;        /* decode the whole run */
-	unsigned valid;    /* out: pages [0, valid) of run hold their data */
+	void *run;	 /* c->scratch2: room for the whole run */
+	unsigned npages; /* the run's */
+	unsigned page;	 /* the page wanted, in the run */
+	bool whole;	 /* decode the whole run */
+	unsigned valid;	 /* out: pages [0, valid) of run hold their data */
 };
 
 static int page_decode_visit(const void *obj, size_t len, void *arg)
@@ -118,11 +118,11 @@ static int page_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *p
 		return rc;
 	if (order > pt->folio_order)
 		return -EILSEQ;
-	a = (struct page_decode_arg){ c->scratch2, 1u << order, s.v - first.v,
-				      first.v == cached->first.v, 0 };
+	a = (struct page_decode_arg){c->scratch2, 1u << order, s.v - first.v,
+				     first.v == cached->first.v, 0};
 	if (!a.whole || a.page >= cached->valid) {
 		rc = u->p.store_ops->get(u->store, h, page_decode_visit, &a);
-		*cached = (struct run_cache){ first, a.valid };
+		*cached = (struct run_cache){first, a.valid};
 		if (rc)
 			return rc;
 	}

@@ -45,7 +45,7 @@ static void page_fill(uint8_t *p, enum fill f, uint64_t idx)
 		break;
 	case FILL_TEXT:
 		for (size_t i = 0; i < PAGE; i++)
-			p[i] = (uint8_t)"abcde fghij\n"[rng_below(&rng, 12)];
+			p[i] = (uint8_t) "abcde fghij\n"[rng_below(&rng, 12)];
 		break;
 	case FILL_RANDOM:
 		for (size_t i = 0; i < PAGE; i += 8) {
@@ -129,8 +129,8 @@ static void bufs_encode(struct bufs *b, const struct codec_ops *codec, enum layo
 {
 	do {
 		folio_fill(b->src, b->npages, lay);
-		assert_int_equal(folio_encode(codec, b->src, b->npages, b->blob, b->scratch, &b->res),
-				 0);
+		assert_int_equal(
+			folio_encode(codec, b->src, b->npages, b->blob, b->scratch, &b->res), 0);
 	} while (b->res.blob_len == 0);
 	b->blob_len = b->res.blob_len;
 	assert_int_equal(folio_decode(b->blob, b->blob_len, b->full, b->npages, NULL), 0);
@@ -194,7 +194,8 @@ static void test_prefix_matches_input(void **state)
 				long n;
 
 				memset(b.out, POISON, len + GUARD);
-				n = codec->decompress_prefix(comp, (size_t)clen, b.out, prefix, len);
+				n = codec->decompress_prefix(comp, (size_t)clen, b.out, prefix,
+							     len);
 				assert_true(n >= (long)prefix && n <= (long)len);
 				assert_memory_equal(b.out, b.src, (size_t)n);
 				for (size_t i = (size_t)n; i < len + GUARD; i++)
@@ -206,11 +207,12 @@ static void test_prefix_matches_input(void **state)
 			/* zstd stops at the end of a block: less than the whole
 			 * for 2 MiB (blocks of at most 128 KiB) */
 			if (codec->id == CODEC_ZSTD && len > (128u << 10))
-				assert_true(codec->decompress_prefix(comp, (size_t)clen, b.out, PAGE,
-								     len) <= (128 << 10));
+				assert_true(codec->decompress_prefix(comp, (size_t)clen, b.out,
+								     PAGE, len) <= (128 << 10));
 			/* out of range */
-			assert_int_equal(codec->decompress_prefix(comp, (size_t)clen, b.out, 0, len),
-					 -EINVAL);
+			assert_int_equal(
+				codec->decompress_prefix(comp, (size_t)clen, b.out, 0, len),
+				-EINVAL);
 			assert_int_equal(
 				codec->decompress_prefix(comp, (size_t)clen, b.out, len + 1, len),
 				-EINVAL);
@@ -221,9 +223,9 @@ static void test_prefix_matches_input(void **state)
 									  len - 1, len - 1),
 						 -EILSEQ);
 			}
-			assert_int_equal(
-				codec->decompress_prefix(comp, (size_t)clen, b.out, len + 1, len + 1),
-				-EILSEQ);
+			assert_int_equal(codec->decompress_prefix(comp, (size_t)clen, b.out,
+								  len + 1, len + 1),
+					 -EILSEQ);
 			/* truncated: the prefix comes out right or not at all */
 			for (int t = 0; t < 30; t++) {
 				size_t cut = rng_below(&rng, (size_t)clen);
@@ -393,7 +395,10 @@ static void test_same_pages_without_payload(void **state)
 		/* pages 0-5 text (data), 6-10 same-filled, 11-15 zero */
 		for (unsigned k = 0; k < 16; k++)
 			page_fill(b.src + (size_t)k * PAGE,
-				  k < 6 ? FILL_TEXT : k < 11 ? FILL_SAME : FILL_ZERO, k);
+				  k < 6	   ? FILL_TEXT
+				  : k < 11 ? FILL_SAME
+					   : FILL_ZERO,
+				  k);
 		assert_int_equal(folio_encode(codecs[c], b.src, 16, b.blob, b.scratch, &b.res), 0);
 		assert_int_equal(b.res.same, 5);
 		assert_int_equal(b.res.zero, 5);
@@ -404,8 +409,10 @@ static void test_same_pages_without_payload(void **state)
 		memcpy(forged, &csum, 4);
 		for (unsigned k = 6; k < 16; k++) {
 			memset(b.out, POISON, b.size + GUARD);
-			assert_int_equal(folio_decode_page(forged, b.res.blob_len, b.out, 16, k), 0);
-			assert_memory_equal(b.out + (size_t)k * PAGE, b.src + (size_t)k * PAGE, PAGE);
+			assert_int_equal(folio_decode_page(forged, b.res.blob_len, b.out, 16, k),
+					 0);
+			assert_memory_equal(b.out + (size_t)k * PAGE, b.src + (size_t)k * PAGE,
+					    PAGE);
 			/* and nothing but that page was written */
 			for (size_t i = 0; i < b.size + GUARD; i++) {
 				if (i / PAGE != k)
@@ -436,31 +443,33 @@ static void test_corrupt_and_truncated(void **state)
 			bufs_encode(&b, codecs[c], samples[si].lay);
 			bad = malloc(b.blob_len + 1);
 			assert_non_null(bad);
-			print_message("# %s, %u pages, %s: %zu-byte blob\n", codecs[c]->name, b.npages,
-				      layout_name[samples[si].lay], b.blob_len);
+			print_message("# %s, %u pages, %s: %zu-byte blob\n", codecs[c]->name,
+				      b.npages, layout_name[samples[si].lay], b.blob_len);
 			for (size_t pos = 0; pos < b.blob_len; pos++) {
 				memcpy(bad, b.blob, b.blob_len);
 				bad[pos] ^= (uint8_t)(1 + rng_below(&rng, 255));
 				for (unsigned k = 0; k < b.npages; k++) {
 					b.out[(size_t)k * PAGE] = POISON;
-					assert_int_equal(
-						folio_decode_page(bad, b.blob_len, b.out, b.npages, k),
-						-EILSEQ);
+					assert_int_equal(folio_decode_page(bad, b.blob_len, b.out,
+									   b.npages, k),
+							 -EILSEQ);
 					/* rejected before anything was written */
 					assert_int_equal(b.out[(size_t)k * PAGE], POISON);
 				}
 			}
 			for (size_t t = 0; t < b.blob_len; t++) {
 				for (unsigned k = 0; k < b.npages; k++)
-					assert_int_equal(folio_decode_page(b.blob, t, b.out, b.npages, k),
-							 -EILSEQ);
+					assert_int_equal(
+						folio_decode_page(b.blob, t, b.out, b.npages, k),
+						-EILSEQ);
 			}
 			memcpy(bad, b.blob, b.blob_len);
 			bad[b.blob_len] = 0;
 			assert_int_equal(folio_decode_page(bad, b.blob_len + 1, b.out, b.npages, 0),
 					 -EILSEQ);
-			assert_int_equal(folio_decode_page(b.blob, b.blob_len, b.out, b.npages + 1, 0),
-					 -EILSEQ);
+			assert_int_equal(
+				folio_decode_page(b.blob, b.blob_len, b.out, b.npages + 1, 0),
+				-EILSEQ);
 			assert_int_equal(folio_decode_page(NULL, 0, b.out, b.npages, 0), -EILSEQ);
 			/* a page past the folio */
 			assert_int_equal(
