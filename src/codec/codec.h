@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CODEC_OPS_VERSION 1
+/* 2: decompress_prefix (a version-1 table has no such member: callers
+ * look at version first). */
+#define CODEC_OPS_VERSION 2
 
 enum codec_id { CODEC_NONE = 0, CODEC_LZ4 = 1, CODEC_ZSTD = 2 };
 
@@ -34,6 +36,31 @@ struct codec_ops {
 	 * per-thread context (zstd).
 	 */
 	int (*decompress)(const void *src, size_t src_len, void *dst, size_t dst_len);
+	/*
+	 * (Version 2; may be NULL: callers then use decompress.)  Decode only
+	 * the start of src: at least its first prefix_len bytes, of the
+	 * dst_len it decodes to in all.  This is what a swap-in of one page
+	 * needs: the j-th data page of a folio is bytes [j, j + 1) * 4096 of
+	 * its payload, and decoding can stop there (lz4 stops at that byte;
+	 * zstd at the end of the block holding it, since zstd decodes whole
+	 * blocks: up to 128 KiB, so a 64 KiB folio is one block and gains
+	 * nothing; none copies the prefix).
+	 * dst has room for dst_len bytes; a codec may fill more than the
+	 * prefix when that costs it nothing, and says how much it filled.
+	 * Never writes outside [dst, dst + dst_len) nor reads outside
+	 * [src, src + src_len), whatever src holds.  Only the part decoded is
+	 * checked: a corruption further on goes unseen, so a caller verifies
+	 * a checksum of src first (folio_blob.c does).
+	 * @prefix_len 1 to dst_len; prefix_len == dst_len is decompress.
+	 * @return n, prefix_len <= n <= dst_len: bytes [0, n) of dst hold the
+	 *         start of the decoded data; -EILSEQ when the part decoded is
+	 *         corrupt or src decodes to fewer than prefix_len bytes (or,
+	 *         for prefix_len == dst_len, not to exactly dst_len);
+	 *         -ENOMEM/-EAGAIN as decompress; -EINVAL for a prefix_len
+	 *         out of range.
+	 */
+	long (*decompress_prefix)(const void *src, size_t src_len, void *dst, size_t prefix_len,
+				  size_t dst_len);
 };
 
 /*
@@ -47,6 +74,7 @@ struct codec_ops {
  *    when the thread exits; that first call may fail with -ENOMEM (or
  *    -EAGAIN when no pthread key is left).
  *  - none: a copy; compress returns 0 when dst_cap < len.
+ * All three have decompress_prefix.
  * compress: len must be > 0 and at most INT_MAX (-EINVAL otherwise).
  */
 extern const struct codec_ops codec_lz4;

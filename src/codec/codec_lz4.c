@@ -46,10 +46,33 @@ static int codec_lz4_decompress(const void *src, size_t src_len, void *dst, size
 	return 0;
 }
 
+static long codec_lz4_decompress_prefix(const void *src, size_t src_len, void *dst,
+					size_t prefix_len, size_t dst_len)
+{
+	int ret;
+
+	if (prefix_len == 0 || prefix_len > dst_len)
+		return -EINVAL;
+	if (prefix_len == dst_len) {
+		ret = codec_lz4_decompress(src, src_len, dst, dst_len);
+		return ret < 0 ? ret : (long)dst_len;
+	}
+	if (src_len > INT_MAX || dst_len > INT_MAX)
+		return -EILSEQ;
+	/* Since lz4 1.9.0 the partial decoder stops at exactly prefix_len
+	 * bytes (the last sequence cut short), and is as safe as
+	 * LZ4_decompress_safe; it returns fewer when the block ends first. */
+	ret = LZ4_decompress_safe_partial(src, dst, (int)src_len, (int)prefix_len, (int)dst_len);
+	if (ret < 0 || (size_t)ret != prefix_len)
+		return -EILSEQ;
+	return ret;
+}
+
 const struct codec_ops codec_lz4 = {
 	.version = CODEC_OPS_VERSION,
 	.name = "lz4",
 	.id = CODEC_LZ4,
 	.compress = codec_lz4_compress,
 	.decompress = codec_lz4_decompress,
+	.decompress_prefix = codec_lz4_decompress_prefix,
 };

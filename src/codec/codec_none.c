@@ -27,10 +27,22 @@ static int codec_none_decompress(const void *src, size_t src_len, void *dst, siz
 	return 0;
 }
 
+static long codec_none_decompress_prefix(const void *src, size_t src_len, void *dst,
+					 size_t prefix_len, size_t dst_len)
+{
+	if (prefix_len == 0 || prefix_len > dst_len)
+		return -EINVAL;
+	if (src_len != dst_len)
+		return -EILSEQ;
+	memcpy(dst, src, prefix_len);
+	return (long)prefix_len;
+}
+
 const struct codec_ops codec_none = {
 	.version = CODEC_OPS_VERSION,
 	.name = "none",
 	.id = CODEC_NONE,
 	.compress = codec_none_compress,
 	.decompress = codec_none_decompress,
+	.decompress_prefix = codec_none_decompress_prefix,
 };

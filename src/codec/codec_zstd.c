@@ -6,6 +6,10 @@
 #include <limits.h>
 #include <pthread.h>
 
+/* for the buffer-less decoder (ZSTD_decompressBegin, _Continue): in the
+ * "static linking only" part of zstd.h, yet exported by the shared libzstd
+ * (Debian 12's 1.5.4 checked), with the same prototypes since zstd 1.0 */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -138,10 +142,61 @@ static int codec_zstd_decompress(const void *src, size_t src_len, void *dst, siz
 	return 0;
 }
 
+/*
+ * zstd decodes whole blocks (up to 128 KiB of output each), so the prefix
+ * ends at the end of the block that holds byte prefix_len - 1.  The
+ * buffer-less decoder does one block per call, straight into dst, and is
+ * simply not called again once the prefix is there.  (ZSTD_decompressStream
+ * with an output of prefix_len bytes would stop there too, but it decodes
+ * that block into a buffer of its own and copies out only the prefix.)
+ * Our folios of up to 128 KiB are one block: for them this decodes it all.
+ */
+static long codec_zstd_decompress_prefix(const void *src, size_t src_len, void *dst,
+					 size_t prefix_len, size_t dst_len)
+{
+	const char *in = src;
+	size_t in_pos = 0, out_pos = 0, need, ret;
+	ZSTD_DCtx *dctx;
+	int err;
+
+	if (prefix_len == 0 || prefix_len > dst_len)
+		return -EINVAL;
+	if (prefix_len == dst_len) {
+		err = codec_zstd_decompress(src, src_len, dst, dst_len);
+		return err < 0 ? err : (long)dst_len;
+	}
+	err = codec_zstd_dctx(&dctx);
+	if (err < 0)
+		return err;
+	if (ZSTD_isError(ZSTD_decompressBegin(dctx)))
+		return -EILSEQ;
+	while (out_pos < prefix_len) {
+		/* the size of the next part of the frame (header, block
+		 * header, block); 0 at the frame's end */
+		need = ZSTD_nextSrcSizeToDecompress(dctx);
+		if (need == 0 && in_pos < src_len) {
+			/* another frame follows, as decompress accepts */
+			if (ZSTD_isError(ZSTD_decompressBegin(dctx)))
+				return -EILSEQ;
+			continue;
+		}
+		if (need == 0 || need > src_len - in_pos)
+			return -EILSEQ;
+		ret = ZSTD_decompressContinue(dctx, (char *)dst + out_pos, dst_len - out_pos,
+					      in + in_pos, need);
+		if (ZSTD_isError(ret))
+			return -EILSEQ;
+		in_pos += need;
+		out_pos += ret;
+	}
+	return (long)out_pos;
+}
+
 const struct codec_ops codec_zstd = {
 	.version = CODEC_OPS_VERSION,
 	.name = "zstd",
 	.id = CODEC_ZSTD,
 	.compress = codec_zstd_compress,
 	.decompress = codec_zstd_decompress,
+	.decompress_prefix = codec_zstd_decompress_prefix,
 };

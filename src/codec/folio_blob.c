@@ -412,63 +412,62 @@ static void folio_fill_word(uint8_t *p, uint64_t w)
 		memcpy(p + off, &w, sizeof(w));
 }
 
-int folio_decode(const void *blob, size_t len, void *dst, unsigned npages, uint64_t *zero_mask)
+/* The word of same-filled page `page`: the words are kept in page order. */
+static uint64_t folio_same_word(const struct folio_blob_view *v, unsigned page)
 {
-	struct folio_blob_view v;
-	uint8_t *out = dst;
-	const uint8_t *words;
-	size_t raw_len;
-	unsigned i, k, kind;
+	const uint8_t *words = v->words;
 	uint64_t w;
+
+	for (unsigned i = 0; i < page; i++) {
+		if (folio_kind_get(v->kinds, i) == FOLIO_KIND_SAME)
+			words += sizeof(w);
+	}
+	memcpy(&w, words, sizeof(w));
+	return w;
+}
+
+/* How many data pages come before page `page`. */
+static unsigned folio_data_index(const struct folio_blob_view *v, unsigned page)
+{
+	unsigned j = 0;
+
+	for (unsigned i = 0; i < page; i++)
+		j += folio_kind_get(v->kinds, i) == FOLIO_KIND_DATA;
+	return j;
+}
+
+/*
+ * Decode the compressed payload into dst (room for all its data pages),
+ * at least its first prefix bytes: with the codec's prefix decode when
+ * it has one and less than the whole is asked for, else all of it.
+ * @return the bytes of dst decoded (prefix to the whole), or -errno.
+ */
+static long folio_payload_decode(const struct folio_blob_view *v, uint8_t *dst, size_t prefix)
+{
+	const struct codec_ops *codec = v->codec;
+	size_t raw_len = (size_t)v->data * FOLIO_PAGE_SIZE;
+	long n;
 	int ret;
 
-	ret = folio_blob_view(blob, len, npages, &v, zero_mask);
-	if (ret < 0)
-		return ret;
-	raw_len = (size_t)v.data * FOLIO_PAGE_SIZE;
-
-	if (v.data == npages) {
-		/* All data pages: straight into place. */
-		if (v.raw) {
-			memcpy(out, v.payload, raw_len);
-			return 0;
-		}
-		return v.codec->decompress(v.payload, v.payload_len, out, raw_len);
+	if (prefix < raw_len && codec->version >= 2 && codec->decompress_prefix) {
+		n = codec->decompress_prefix(v->payload, v->payload_len, dst, prefix, raw_len);
+		if (n >= 0 && ((size_t)n < prefix || (size_t)n > raw_len))
+			return -EIO; /* a codec that broke its contract */
+		return n;
 	}
+	ret = codec->decompress(v->payload, v->payload_len, dst, raw_len);
+	return ret < 0 ? ret : (long)raw_len;
+}
 
-	if (v.raw) {
-		for (i = 0, k = 0; i < npages; i++) {
-			if (folio_kind_get(v.kinds, i) != FOLIO_KIND_DATA)
-				continue;
-			memcpy(out + (size_t)i * FOLIO_PAGE_SIZE,
-			       v.payload + (size_t)k * FOLIO_PAGE_SIZE, FOLIO_PAGE_SIZE);
-			k++;
-		}
-	} else if (v.data) {
-		/*
-		 * No scratch buffer here: decompress into the first data
-		 * pages' worth of dst, then move each data page up to its own
-		 * place, last first.  The k-th data page belongs at page
-		 * p >= k, and every page below k still waiting to move lies
-		 * below p, so no move overwrites a page not yet moved.
-		 */
-		ret = v.codec->decompress(v.payload, v.payload_len, out, raw_len);
-		if (ret < 0)
-			return ret;
-		k = v.data;
-		for (i = npages; i-- > 0;) {
-			if (folio_kind_get(v.kinds, i) != FOLIO_KIND_DATA)
-				continue;
-			k--;
-			if (i != k)
-				memcpy(out + (size_t)i * FOLIO_PAGE_SIZE,
-				       out + (size_t)k * FOLIO_PAGE_SIZE, FOLIO_PAGE_SIZE);
-		}
-	}
+/* Fill the zero and same-filled pages of the folio at out. */
+static void folio_fill_others(const struct folio_blob_view *v, uint8_t *out)
+{
+	const uint8_t *words = v->words;
+	unsigned i, kind;
+	uint64_t w;
 
-	words = v.words;
-	for (i = 0; i < npages; i++) {
-		kind = folio_kind_get(v.kinds, i);
+	for (i = 0; i < v->npages; i++) {
+		kind = folio_kind_get(v->kinds, i);
 		if (kind == FOLIO_KIND_ZERO) {
 			memset(out + (size_t)i * FOLIO_PAGE_SIZE, 0, FOLIO_PAGE_SIZE);
 		} else if (kind == FOLIO_KIND_SAME) {
@@ -477,7 +476,129 @@ int folio_decode(const void *blob, size_t len, void *dst, unsigned npages, uint6
 			folio_fill_word(out + (size_t)i * FOLIO_PAGE_SIZE, w);
 		}
 	}
+}
+
+/*
+ * The data pages sit packed, in order, from page `shift` of out: move each
+ * to its own page, and fill the zero and same-filled pages, so that out
+ * holds the whole folio.  No scratch buffer: the pages whose place lies
+ * below where they sit move first, in order, then those whose place lies
+ * above, last first.  A page moving down goes below every page after it
+ * and above every page before it that is still to move up; a page moving
+ * up, above every page before it: so no move overwrites a page not yet
+ * moved.
+ */
+static void folio_unpack(const struct folio_blob_view *v, uint8_t *out, unsigned shift)
+{
+	const size_t ps = FOLIO_PAGE_SIZE;
+	unsigned i, k;
+
+	for (i = 0, k = 0; i < v->npages; i++) {
+		if (folio_kind_get(v->kinds, i) != FOLIO_KIND_DATA)
+			continue;
+		if (i < shift + k)
+			memcpy(out + i * ps, out + (shift + k) * ps, ps);
+		k++;
+	}
+	for (i = v->npages, k = v->data; i-- > 0;) {
+		if (folio_kind_get(v->kinds, i) != FOLIO_KIND_DATA)
+			continue;
+		k--;
+		if (i > shift + k)
+			memcpy(out + i * ps, out + (shift + k) * ps, ps);
+	}
+	folio_fill_others(v, out);
+}
+
+int folio_decode(const void *blob, size_t len, void *dst, unsigned npages, uint64_t *zero_mask)
+{
+	struct folio_blob_view v;
+	uint8_t *out = dst;
+	size_t raw_len;
+	unsigned i, k;
+	long n;
+	int ret;
+
+	ret = folio_blob_view(blob, len, npages, &v, zero_mask);
+	if (ret < 0)
+		return ret;
+	raw_len = (size_t)v.data * FOLIO_PAGE_SIZE;
+
+	if (v.raw) {
+		if (v.data == npages) {
+			memcpy(out, v.payload, raw_len);
+			return 0;
+		}
+		for (i = 0, k = 0; i < npages; i++) {
+			if (folio_kind_get(v.kinds, i) != FOLIO_KIND_DATA)
+				continue;
+			memcpy(out + (size_t)i * FOLIO_PAGE_SIZE,
+			       v.payload + (size_t)k * FOLIO_PAGE_SIZE, FOLIO_PAGE_SIZE);
+			k++;
+		}
+		folio_fill_others(&v, out);
+		return 0;
+	}
+	if (v.data) {
+		/* decoded into the first data pages' worth of dst, then
+		 * moved up, each to its own page */
+		n = folio_payload_decode(&v, out, raw_len);
+		if (n < 0)
+			return (int)n;
+	}
+	if (v.data != npages)
+		folio_unpack(&v, out, 0);
 	return 0;
+}
+
+int folio_decode_page(const void *blob, size_t len, void *dst, unsigned npages, unsigned page)
+{
+	struct folio_blob_view v;
+	uint8_t *out = dst, *at;
+	unsigned kind, j, shift;
+	size_t raw_len;
+	long n;
+	int ret;
+
+	ret = folio_blob_view(blob, len, npages, &v, NULL);
+	if (ret < 0)
+		return ret;
+	if (page >= npages)
+		return -EINVAL;
+	at = out + (size_t)page * FOLIO_PAGE_SIZE;
+	kind = folio_kind_get(v.kinds, page);
+	if (kind == FOLIO_KIND_ZERO) {
+		memset(at, 0, FOLIO_PAGE_SIZE);
+		return 0;
+	}
+	if (kind == FOLIO_KIND_SAME) {
+		folio_fill_word(at, folio_same_word(&v, page));
+		return 0;
+	}
+	j = folio_data_index(&v, page);
+	if (v.raw) {
+		memcpy(at, v.payload + (size_t)j * FOLIO_PAGE_SIZE, FOLIO_PAGE_SIZE);
+		return 0;
+	}
+	/*
+	 * The j-th data page is the payload's bytes [j, j + 1) * 4096: decode
+	 * that much, starting (page - j) pages into dst so that it lands in
+	 * its own place (page - j non-data pages come before it, so the
+	 * whole payload would still fit).
+	 */
+	raw_len = (size_t)v.data * FOLIO_PAGE_SIZE;
+	shift = page - j;
+	n = folio_payload_decode(&v, out + (size_t)shift * FOLIO_PAGE_SIZE,
+				 (size_t)(j + 1) * FOLIO_PAGE_SIZE);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < raw_len)
+		return 0;
+	/* The codec gave the whole payload (zstd decodes whole blocks; or
+	 * this was the last data page): a few moves make every page of the
+	 * folio valid, and a caller's next page of it free. */
+	folio_unpack(&v, out, shift);
+	return (int)npages;
 }
 
 int folio_blob_pages(const void *blob, size_t len)

@@ -77,6 +77,24 @@ int folio_decode(const void *blob, size_t len, void *dst, unsigned npages,
 		 uint64_t *zero_mask);
 
 /*
+ * Decode page `page` of a blob of npages pages, and only as much of the
+ * blob as that page needs: what a swap-in of one page wants.  The page is
+ * written at its own offset in dst (room for npages pages, like
+ * folio_decode); a zero or same-filled page comes from the header alone,
+ * a page of a raw blob is copied, and the j-th data page of a compressed
+ * one needs the payload's first j + 1 pages decoded (the codec's prefix
+ * decode: codec.h).  The checksum of the whole blob is verified first,
+ * as by folio_decode: no byte of a corrupt blob is ever used.
+ * @return the number of leading pages of dst that hold their data too:
+ *         npages when the whole payload came out anyway (zstd decodes
+ *         whole blocks; or page was the last data page), so a caller may
+ *         keep dst for the blob's other pages; 0 when only page is valid
+ *         (the rest of dst may then hold anything);
+ *         -EINVAL for page >= npages; otherwise errors as folio_decode.
+ */
+int folio_decode_page(const void *blob, size_t len, void *dst, unsigned npages, unsigned page);
+
+/*
  * The checksum a blob carries: a 32-bit hash of its bytes from offset 4 to
  * its end (see folio_blob.c).  Exposed for tests and fuzzers, which forge
  * blobs whose checksum holds to reach the checks behind it.

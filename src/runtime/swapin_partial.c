@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "codec/folio_blob.h"
 #include "os/os.h"
 
 #define SCORE_MAX 8
@@ -58,27 +59,74 @@ bool region_access_random(struct uswap *u, struct region *r, uint32_t page)
 	return score < SCORE_RANDOM_BELOW;
 }
 
-/* Decode page p (which has a slot) into dst; *cached names the run already
- * decoded into c->scratch2. */
+/*
+ * The run page_decode last decoded into c->scratch2, and how much of it is
+ * there: pages [0, valid) of the run hold their data.  A page decoded alone
+ * (valid 0) leaves the rest of scratch2 undefined.
+ */
+struct run_cache {
+	slot_t first;
+	unsigned valid;
+};
+
+#define RUN_CACHE_EMPTY ((struct run_cache){{UINT32_MAX}, 0})
+
+struct page_decode_arg {
+	void *run;	 /* c->scratch2: room for the whole run */
+	unsigned npages; /* the run's */
+	unsigned page;	 /* the page wanted, in the run */
+	bool whole;	 /* decode the whole run */
+	unsigned valid;	 /* out: pages [0, valid) of run hold their data */
+};
+
+static int page_decode_visit(const void *obj, size_t len, void *arg)
+{
+	struct page_decode_arg *a = arg;
+	int rc;
+
+	if (a->whole) {
+		rc = folio_decode(obj, len, a->run, a->npages, NULL);
+		if (rc == 0)
+			a->valid = a->npages;
+		return rc;
+	}
+	rc = folio_decode_page(obj, len, a->run, a->npages, a->page);
+	if (rc < 0)
+		return rc;
+	a->valid = (unsigned)rc;
+	return 0;
+}
+
+/*
+ * Decode page p (which has a slot) into dst, decoding no more of its run
+ * than it needs (folio_decode_page: a zero or same-filled page of the blob
+ * costs no decompression, the j-th data page only the first j + 1).  The
+ * next page of the same run, when it is not among the valid ones, gets the
+ * whole run decoded: the pages a swap-in wants come in order, so one more
+ * single-page decode per page would cost the run's payload many times over.
+ */
 static int page_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *pt, uint32_t p,
-		       void *dst, slot_t *cached)
+		       void *dst, struct run_cache *cached)
 {
 	slot_t s = entry_slot(pt->entry[p]), first;
 	store_handle_t h;
 	unsigned order;
 	int rc = slot_run(u->slots, s, &h, &first, &order);
+	struct page_decode_arg a;
 
 	if (rc)
 		return rc;
 	if (order > pt->folio_order)
 		return -EILSEQ;
-	if (first.v != cached->v) {
-		rc = run_decode(u, h, c->scratch2, 1u << order);
+	a = (struct page_decode_arg){c->scratch2, 1u << order, s.v - first.v,
+				     first.v == cached->first.v, 0};
+	if (!a.whole || a.page >= cached->valid) {
+		rc = u->p.store_ops->get(u->store, h, page_decode_visit, &a);
+		*cached = (struct run_cache){first, a.valid};
 		if (rc)
 			return rc;
-		*cached = first;
 	}
-	memcpy(dst, (char *)c->scratch2 + (size_t)(s.v - first.v) * OS_PAGE_SIZE, OS_PAGE_SIZE);
+	memcpy(dst, (char *)c->scratch2 + (size_t)a.page * OS_PAGE_SIZE, OS_PAGE_SIZE);
 	return 0;
 }
 
@@ -123,7 +171,7 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 	enum folio_state st = folio_state_of(folio_word_load(pt, f));
 	uint32_t p0 = (f << pt->folio_order) + first, i;
 	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
-	slot_t cached = { UINT32_MAX };
+	struct run_cache cached = RUN_CACHE_EMPTY;
 	int rc = 0, woken = 0;
 
 	/* decode everything first: a page that cannot be had installs nothing */

@@ -13,6 +13,8 @@
  *      bytes): it is encoded, must decode to exactly itself, and then any
  *      one byte changed, or any truncation, must be refused (-EILSEQ):
  *      corrupt stored data is never decoded into garbage.
+ * In every game, pages decoded alone (folio_decode_page) must agree with
+ * the whole decode whenever that succeeds, and be refused when the blob is.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -28,6 +30,7 @@
 static uint8_t src[FOLIO_MAX_PAGES * FOLIO_PAGE_SIZE];
 static uint8_t dst[FOLIO_MAX_PAGES * FOLIO_PAGE_SIZE];
 static uint8_t scratch[FOLIO_MAX_PAGES * FOLIO_PAGE_SIZE];
+static uint8_t page_dst[FOLIO_MAX_PAGES * FOLIO_PAGE_SIZE];
 static uint8_t blob[FOLIO_MAX_PAGES * FOLIO_PAGE_SIZE + 4096];
 
 static void fail(const char *what)
@@ -50,6 +53,31 @@ static void check_decoded(unsigned npages, const uint64_t *mask)
 		if ((mask[i / 64] >> (i % 64) & 1) && (p[0] || memcmp(p, p + 1, FOLIO_PAGE_SIZE - 1)))
 			fail("a page in the zero mask was not decoded as zeros");
 	}
+}
+
+/*
+ * Page k of the blob decoded alone.  When the whole decode (whole_rc)
+ * succeeded, dst holds the folio and the page must match it; a blob the
+ * whole decode refused may still give a page (the part of the payload
+ * after it is not decoded), but never a crash, nor an undocumented error.
+ */
+static void check_page(size_t len, unsigned npages, unsigned k, int whole_rc)
+{
+	const size_t off = (size_t)k * FOLIO_PAGE_SIZE;
+	int rc = folio_decode_page(blob, len, page_dst, npages, k);
+
+	if (rc < 0 && rc != -EILSEQ && rc != -ENOMEM && rc != -EAGAIN)
+		fail("folio_decode_page: an error it does not document");
+	if (rc > 0 && rc != (int)npages)
+		fail("folio_decode_page: neither 0 nor every page valid");
+	if (whole_rc != 0)
+		return;
+	if (rc < 0)
+		fail("folio_decode_page refused a page of a blob folio_decode took");
+	if (memcmp(page_dst + off, dst + off, FOLIO_PAGE_SIZE))
+		fail("a page decoded alone differs from the whole decode");
+	if (rc == (int)npages && memcmp(page_dst, dst, (size_t)npages * FOLIO_PAGE_SIZE))
+		fail("folio_decode_page said every page is valid, and one is not");
 }
 
 static void decode_as_given(const uint8_t *data, size_t size, int forge)
@@ -76,6 +104,8 @@ static void decode_as_given(const uint8_t *data, size_t size, int forge)
 		check_decoded((unsigned)n, mask);
 	else if (rc != -EILSEQ && rc != -ENOMEM && rc != -EAGAIN)
 		fail("folio_decode: an error it does not document");
+	check_page(size, (unsigned)n, (unsigned)(size % (unsigned)n), rc);
+	check_page(size, (unsigned)n, (unsigned)n - 1, rc);
 }
 
 /* Game 2.  Input: npages, codec, then per page a kind byte and a seed. */
@@ -135,6 +165,8 @@ static void round_trip(const uint8_t *data, size_t size)
 		fail("a blob does not decode to the folio it was made from");
 	if (memcmp(mask, res.zero_mask, (npages + 63) / 64 * sizeof(*mask)))
 		fail("decoded zero mask differs from the encoded one");
+	for (i = 0; i < npages; i++)
+		check_page(res.blob_len, npages, i, 0);
 
 	/* one byte changed: always detected */
 	off = ((size_t)data[size - 3] << 8 | data[size - 2]) % res.blob_len;
@@ -142,11 +174,15 @@ static void round_trip(const uint8_t *data, size_t size)
 	blob[off] ^= x;
 	if (folio_decode(blob, res.blob_len, dst, npages, NULL) != -EILSEQ)
 		fail("a blob with one byte changed was not refused");
+	if (folio_decode_page(blob, res.blob_len, page_dst, npages, off % npages) != -EILSEQ)
+		fail("a page of a blob with one byte changed was not refused");
 	blob[off] ^= x;
 	/* truncated: always detected */
 	len = off;
 	if (folio_decode(blob, len, dst, npages, NULL) != -EILSEQ)
 		fail("a truncated blob was not refused");
+	if (folio_decode_page(blob, len, page_dst, npages, off % npages) != -EILSEQ)
+		fail("a page of a truncated blob was not refused");
 	/* the wrong page count: refused */
 	if (npages < FOLIO_MAX_PAGES &&
 	    folio_decode(blob, res.blob_len, dst, npages + 1, NULL) != -EILSEQ)
