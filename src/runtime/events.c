@@ -127,7 +127,7 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 	/* pages of a partly swapped-in folio that were still out are holes
 	 * now: they count, as every page of a whole resident folio does */
 	if (st == FOLIO_RESIDENT)
-		budget_adjust(u, charge, folio_charge(pt, f, (w | set) & ~clear));
+		budget_adjust(u, NULL, charge, folio_charge(pt, f, (w | set) & ~clear));
 	folio_unlock_wake(r, f, st, set, clear);
 }
 

@@ -148,7 +148,7 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 		rc = folio_swap_in_pages(u, c, r, f, first, n);
 	}
 	at = r->start + (((size_t)f << r->pt.folio_order) + first) * OS_PAGE_SIZE;
-	budget_adjust(u, before + ahead,
+	budget_adjust(u, c, before + ahead,
 		      folio_charge(&r->pt, f,
 				   folio_has_absent(&r->pt, f) ? word : word & ~FOLIO_PARTIAL));
 	if (rc < 0) {
@@ -229,7 +229,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool writ
 			 * in another run); only a page whose own data is lost is
 			 * poisoned */
 			partial_in = true;
-			budget_adjust(u, charged, 1);
+			budget_adjust(u, c, charged, 1);
 			charged = 1;
 			first = page - (f << r->pt.folio_order);
 			rc = folio_swap_in_pages(u, c, r, f, first, 1);
@@ -252,7 +252,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool writ
 	if (cached)
 		set |= FOLIO_SWAPCACHE;
 	if (partial_in)
-		budget_adjust(u, charged, folio_charge(&r->pt, f, FOLIO_RESIDENT | set));
+		budget_adjust(u, c, charged, folio_charge(&r->pt, f, FOLIO_RESIDENT | set));
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);
 	if (folio_state_of(word) == FOLIO_OUT && !partial_in)
 		readahead_note(u, r, f, write);

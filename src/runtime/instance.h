@@ -362,8 +362,10 @@ uint64_t budget_resident(struct uswap *u);
 void budget_enforce(struct uswap *u, struct folio_ctx *c);
 void budget_uncharge(struct uswap *u, uint64_t pages);
 /* Folio f (locked) counted before pages and counts after now: account the
- * difference (no reclaim: the caller charged what it expected first). */
-void budget_adjust(struct uswap *u, uint64_t before, uint64_t after);
+ * difference.  A folio that grew reclaims as budget_charge does with c, or
+ * wakes the reclaimer past the high mark without (c NULL: the caller
+ * cannot reclaim, e.g. it reads events). */
+void budget_adjust(struct uswap *u, struct folio_ctx *c, uint64_t before, uint64_t after);
 /* A folio the kernel will not let go stops counting (caller holds its
  * lock).  A resident folio leaves (evicted or dropped), having counted
  * charge = folio_charge() before it left: uncharge that unless it was

@@ -64,7 +64,7 @@ static int mark_resident(struct uswap *u, struct region *r, uint32_t f, unsigned
 		folio_drop_slots(u, r, f, a, b - a, NULL);
 		if (!folio_has_absent(pt, f))
 			folio_flags_clear(pt, f, FOLIO_PARTIAL);
-		budget_adjust(u, charge, folio_charge(pt, f, folio_word_load(pt, f)));
+		budget_adjust(u, NULL, charge, folio_charge(pt, f, folio_word_load(pt, f)));
 	}
 	for (i = a; i < b; i++) {
 		if (!entry_lazyfree(pt->entry[p0 + i])) {

@@ -33,9 +33,15 @@ void budget_uncharge(struct uswap *u, uint64_t pages)
 	__atomic_fetch_sub(&u->resident_pages, pages, __ATOMIC_RELAXED);
 }
 
-void budget_adjust(struct uswap *u, uint64_t before, uint64_t after)
+void budget_adjust(struct uswap *u, struct folio_ctx *c, uint64_t before, uint64_t after)
 {
 	__atomic_fetch_add(&u->resident_pages, after - before, __ATOMIC_RELAXED);
+	if (after <= before)
+		return;
+	if (c)
+		budget_enforce(u, c);
+	else if (u->max_pages && budget_resident(u) > u->high_wm)
+		os_eventfd_signal(u->kick_fd);
 }
 
 /*

@@ -232,6 +232,6 @@ int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *
 	if (rc >= 0)
 		folio_flags_clear(pt, f, FOLIO_PARTIAL);
 	/* what came in: all of it, or the pages before a failure */
-	budget_adjust(u, folio_pages(pt), folio_charge(pt, f, folio_word_load(pt, f)));
+	budget_adjust(u, c, folio_pages(pt), folio_charge(pt, f, folio_word_load(pt, f)));
 	return rc < 0 ? rc : 0;
 }
