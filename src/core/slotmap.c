@@ -741,15 +741,15 @@ int slot_run_rehandle(struct slotmap *sm, slot_t first, store_handle_t old, stor
 	if (!c || h.v == 0)
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	if (c->count[i] == 0)
-		goto out;
 	j = i >> c->order;
-	if (bit_test(c->run_split, j))
+	/* a run's first slot may be free (its page was a zero page): the run
+	 * is in use as long as any of its slots is */
+	if (bit_test(c->run_split, j) && c->count[i])
 		where = &split_handles(c, j)[i - (j << c->order)];
-	else if (i == j << c->order)
+	else if (!bit_test(c->run_split, j) && bit_test(c->run_used, j) && i == j << c->order)
 		where = &c->handles[j];
 	else
-		goto out; /* not the first slot of its run */
+		goto out; /* a free run, or not the first slot of its run */
 	if (where->v != old.v) {
 		ret = -ESTALE;
 		goto out;

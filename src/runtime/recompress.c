@@ -45,6 +45,7 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -326,6 +327,10 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 				return false;
 			}
 			rc->pass_found = false;
+			/* the old objects left holes in the store's pages: give
+			 * them back now, not at the next put that needs room */
+			if (u->p.store_ops->compact)
+				u->p.store_ops->compact(u->store);
 		}
 	}
 	return true;
