@@ -216,8 +216,10 @@ static void check_shrinks(const char *codec, unsigned level, size_t folio, size_
 	assert_true(runs0 <= e.runs);
 	assert_int_equal(recompressed(u), e.runs);
 	assert_int_equal(itest_stat(u, "recompress_fail"), 0);
-	/* (it may have begun before the pageout ended: saved0) */
-	assert_int_equal(before + saved0, e.fast_bytes);
+	/* (it may have begun before the pageout ended, and "before" may have
+	 * caught one object stored twice for a moment: only bounds here) */
+	assert_true(before + saved0 >= e.fast_bytes);
+	assert_true(before + saved0 <= e.fast_bytes + folio + 4096);
 	assert_int_equal(after, e.after_bytes);
 	assert_int_equal(saved, e.fast_bytes - e.after_bytes);
 	/* the strong level must pay on this mix: at least 3% of stored bytes */
