@@ -45,7 +45,6 @@
 #include "instance.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,7 +240,8 @@ static unsigned folio_recompress(struct uswap *u, struct folio_ctx *c, struct re
 	return done;
 }
 
-/* Is there other work the background thread should do first? */
+/* Is there other work the background thread should do first?  The caller
+ * holds a region shard. */
 static bool recompress_should_yield(struct uswap *u)
 {
 	unsigned ra;
@@ -306,12 +306,16 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 		rc->idle = false;
 	}
 	for (scanned = 0; scanned < RECOMP_SCAN && done < RECOMP_BATCH; scanned++) {
-		bool wrapped = false;
+		bool wrapped = false, yield;
 
-		if (recompress_should_yield(u))
-			return false; /* the caller serves it, and comes back */
 		pthread_rwlock_rdlock(&u->fork_lock);
 		regions_read_lock(&u->regions, shard);
+		yield = recompress_should_yield(u); /* (the shard: shared regions count) */
+		if (yield) {
+			regions_read_unlock(&u->regions, shard);
+			pthread_rwlock_unlock(&u->fork_lock);
+			return false; /* the caller serves it, and comes back */
+		}
 		if (rc->cursor == 0 && !rc->pass_found)
 			rc->idle_swapouts = swapouts(u); /* a pass starts */
 		done += recompress_step(u, c, &wrapped);
