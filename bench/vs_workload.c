@@ -21,9 +21,11 @@
  * or USWAP_ADV_PAGEOUT of everything), touch (read every page once).
  * With --recompress LEVEL (uswap; idle recompression at that level, see
  * docs/ARCHITECTURE.md), the pageout phase is followed by a wait until the
- * recompression counters have not moved for 2 s: a second memory snapshot,
- * "after_recompress", and "recompress_seconds", the time from the end of
- * the pageout to the last object recompressed.
+ * recompressor has seen every stored object (or its counters have not
+ * moved for 30 s): a second memory snapshot, "after_recompress", taken 1 s
+ * later (the store is compacted at the end of the pass), and
+ * "recompress_seconds", the time from the end of the pageout to the last
+ * object recompressed.
  *
  * A read hashes the whole page and checks it against an independent model
  * of what the page must hold (pagegen's content plus the increments this
@@ -639,25 +641,25 @@ static void print_result(const struct run *r)
 	printf(", \"wrong_pages\": %" PRIu64 "}\n", r->wrong);
 }
 
-/* Idle recompression after the pageout: wait until its counters have not
- * moved for 2 s; the time is up to the last move. */
+/* Idle recompression after the pageout: wait until every stored object has
+ * been seen (or nothing moved for 30 s); the time is up to the last move. */
 static void recompress_wait(struct run *r)
 {
 	double t0 = now_s(), last = t0;
 	uint64_t seen = 0, n;
 
 	for (;;) {
-		n = stat_of(r->u, "recompress_folios") + stat_of(r->u, "recompress_kept") +
-		    stat_of(r->u, "recompress_fail");
+		n = stat_of(r->u, "recompress_folios") + stat_of(r->u, "recompress_kept");
 		if (n != seen) {
 			seen = n;
 			last = now_s();
-		} else if (now_s() - last >= 2.0) {
-			break;
 		}
+		if (n >= stat_of(r->u, "store_objects") || now_s() - last >= 30.0)
+			break;
 		usleep(50000);
 	}
 	r->recompress_seconds = last - t0;
+	sleep(1);
 	mem_snapshot(r, &r->after_recompress);
 }
 

@@ -65,6 +65,7 @@ struct recompressor {
 	uintptr_t cursor;     /* address of the next folio to look at */
 	bool pass_found;      /* the pass since the last wrap found work */
 	bool idle;            /* a whole pass found nothing: wait for evictions */
+	bool replaced;        /* objects were replaced since the last compaction */
 	uint64_t idle_swapouts; /* swapout counters when the pass began */
 	uint64_t idle_ns;     /* os_now_ns() when idle began */
 };
@@ -322,7 +323,14 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 		regions_read_unlock(&u->regions, shard);
 		pthread_rwlock_unlock(&u->fork_lock);
 		if (done)
-			rc->pass_found = true;
+			rc->pass_found = rc->replaced = true;
+		if (wrapped && rc->replaced && u->p.store_ops->compact) {
+			/* the old objects left holes in the store's pages: give
+			 * them back at the end of a pass, not at the next put
+			 * that needs room */
+			u->p.store_ops->compact(u->store);
+			rc->replaced = false;
+		}
 		if (wrapped) {
 			if (!rc->pass_found) {
 				/* nothing in a whole pass: wait for new evictions */
@@ -331,10 +339,6 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 				return false;
 			}
 			rc->pass_found = false;
-			/* the old objects left holes in the store's pages: give
-			 * them back now, not at the next put that needs room */
-			if (u->p.store_ops->compact)
-				u->p.store_ops->compact(u->store);
 		}
 	}
 	return true;
