@@ -38,7 +38,9 @@
  *
  * Pacing: at most RECOMP_BATCH runs and RECOMP_SCAN folios per call, with
  * the region shard and fork_lock held only for one folio at a time; the
- * caller serves readahead and reclaim between calls.  A full pass over the
+ * caller serves readahead and reclaim between calls.  A fault anywhere in
+ * the instance ends the call after the folio in hand (the caller then
+ * sleeps its 100 ms): while the program faults, one folio per wake.  A full pass over the
  * regions that finds nothing to do stops the walk until something new is
  * evicted.
  */
@@ -255,6 +257,11 @@ static bool recompress_should_yield(struct uswap *u)
 	return ra || (u->max_folios && budget_resident(u) > u->low_wm);
 }
 
+static uint64_t faults(struct uswap *u)
+{
+	return ctr_get(u, CTR_faults) + ctr_get(u, CTR_wp_faults);
+}
+
 static uint64_t swapouts(struct uswap *u)
 {
 	return ctr_get(u, CTR_swapout_pages) + ctr_get(u, CTR_swapout_partial);
@@ -297,6 +304,7 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 {
 	struct recompressor *rc = u->recomp;
 	unsigned scanned, done = 0;
+	uint64_t faults0;
 
 	if (!rc)
 		return false;
@@ -306,6 +314,7 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 			return false;
 		rc->idle = false;
 	}
+	faults0 = faults(u);
 	for (scanned = 0; scanned < RECOMP_SCAN && done < RECOMP_BATCH; scanned++) {
 		bool wrapped = false, yield;
 
@@ -340,6 +349,8 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 			}
 			rc->pass_found = false;
 		}
+		if (done && faults(u) != faults0)
+			return false; /* the program is busy: after a sleep */
 	}
 	return true;
 }

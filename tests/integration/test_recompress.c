@@ -331,7 +331,7 @@ static void test_faults_and_writes_during_recompression(void **state)
 		assert_int_equal(uswap_advise(u, mem + at, MiB, USWAP_ADV_PAGEOUT), 0);
 		usleep(5000);
 	}
-	stop = 1;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
 		if (t[i].bad >= 0)
