@@ -138,6 +138,21 @@ bool folio_has_absent(const struct pagetable *pt, uint32_t f)
 	return false;
 }
 
+unsigned folio_charge(const struct pagetable *pt, uint32_t f, uint32_t w)
+{
+	uint32_t p0 = f << pt->folio_order, i;
+	unsigned n = folio_pages(pt);
+
+	if (folio_state_of(w) != FOLIO_RESIDENT || (w & FOLIO_UNCHARGED))
+		return 0;
+	if (!(w & FOLIO_PARTIAL))
+		return n;
+	for (i = 0; i < folio_pages(pt); i++)
+		if (entry_has_slot(pt->entry[p0 + i]) || zeromap_test(pt, p0 + i))
+			n--;
+	return n;
+}
+
 int folio_check(const struct pagetable *pt, uint32_t f, const struct slotmap *sm)
 {
 	return folio_check_word(pt, f, folio_word_load(pt, f), sm);

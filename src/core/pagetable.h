@@ -219,6 +219,15 @@ bool folio_has_slots(const struct pagetable *pt, uint32_t f);
 bool folio_has_absent(const struct pagetable *pt, uint32_t f);
 
 /*
+ * Pages folio f counts against the budget when its word is w (caller holds
+ * its lock; entries and zero bits as they are now): none unless RESIDENT
+ * and charged; all of them for a whole resident folio; for a PARTIAL one,
+ * every page that is not still out (no slot, no zero bit): the pages
+ * brought in, and holes, which a write may fill without telling uswap.
+ */
+unsigned folio_charge(const struct pagetable *pt, uint32_t f, uint32_t w);
+
+/*
  * Check the invariants of folio f (caller holds its lock): an EMPTY folio,
  * or a RESIDENT one without SWAPCACHE or PARTIAL, has no slots and no zero
  * bits; PARTIAL is only on a RESIDENT folio without SWAPCACHE that still has

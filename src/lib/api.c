@@ -62,9 +62,9 @@ static void instance_free(struct uswap *u)
 
 static void budget_init(struct uswap *u)
 {
-	uint64_t max = u->p.limit / u->p.folio_size, headroom;
+	uint64_t max = u->p.limit / OS_PAGE_SIZE, headroom;
 
-	u->max_folios = max;
+	u->max_pages = max;
 	/* the reclaimer starts at 1/32 under the budget and frees down to
 	 * 1/16 under it: faults rarely meet the hard limit */
 	headroom = max / 32 ? max / 32 : 1;
@@ -292,23 +292,15 @@ static int advise_bring_in(struct uswap *u, struct folio_ctx *c, struct region *
 	bool cached;
 	int rc;
 
-	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL)) {
-		/* pages still stored (adaptive swap-in): bring them all in */
-		rc = folio_swap_in_pages(u, c, r, f, 0, folio_pages(&r->pt));
-		if (rc == 0)
-			os_uffd_wake(u->ufd,
-				     r->start + ((size_t)f << (r->pt.folio_order + OS_PAGE_SHIFT)),
-				     folio_bytes(u));
-		if (rc >= 0)
-			folio_flags_clear(&r->pt, f, FOLIO_PARTIAL);
-		return rc < 0 ? rc : 0;
-	}
+	/* pages still stored (adaptive swap-in): bring them all in */
+	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL))
+		return folio_complete_partial(u, c, r, f, word);
 	if (folio_state_of(word) == FOLIO_RESIDENT)
 		return 0;
-	budget_charge(u, c);
-	rc = folio_swap_in(u, c, r, f, word, &cached);
+	budget_charge(u, c, folio_pages(&r->pt));
+	rc = folio_swap_in(u, c, r, f, word, false, &cached);
 	if (rc < 0) {
-		budget_uncharge(u, 1);
+		budget_uncharge(u, folio_pages(&r->pt));
 		return rc;
 	}
 	if (rc == 0)
@@ -337,11 +329,13 @@ static int advise_folio(struct uswap *u, struct folio_ctx *c, struct region *r, 
 	switch (advice) {
 	case USWAP_ADV_PAGEOUT:
 		if (st == FOLIO_RESIDENT && !(word & FOLIO_PINNED)) {
+			uint64_t charge = folio_charge(&r->pt, f, word);
+
 			rc = folio_evict(u, c, r, f);
 			if (!rc) {
 				st = FOLIO_OUT;
 				clear = FOLIO_REFERENCED;
-				budget_release(u, &r->pt, f);
+				budget_release(u, &r->pt, f, charge);
 				ctr_add(u, CTR_reclaim_advice, 1);
 			} else if (rc != -ENOSPC) {
 				/* pinned for I/O or shared with a child (EBUSY), or
@@ -421,10 +415,12 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 	shard = regions_api_shard(u);
 	regions_read_lock(&u->regions, shard);
 	r = advise_region(u, start, end);
-	if (r && advice == USWAP_ADV_PIN && u->max_folios) {
+	if (r && advice == USWAP_ADV_PIN && u->max_pages) {
 		uint64_t want = (end - (start & ~(fb - 1)) + fb - 1) / fb;
 
-		if (__atomic_load_n(&u->pinned_folios, __ATOMIC_RELAXED) + want > u->max_folios) {
+		if ((__atomic_load_n(&u->pinned_folios, __ATOMIC_RELAXED) + want)
+			    << u->p.folio_order >
+		    u->max_pages) {
 			regions_read_unlock(&u->regions, shard);
 			return errmsg_set(-ENOMEM, "uswap_advise: pinning %zu more bytes would exceed "
 						   "the budget of %zu bytes",

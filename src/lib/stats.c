@@ -78,7 +78,7 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 
 	switch (d) {
 	case D_resident_bytes:
-		return __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) * folio_bytes(u);
+		return __atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED) * OS_PAGE_SIZE;
 	case D_limit_bytes:
 		return u->p.limit;
 	case D_stored_bytes:

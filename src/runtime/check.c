@@ -54,8 +54,9 @@ static int region_tally(struct uswap *u, const struct region *r, struct tally *t
 		if ((w & FOLIO_PARTIAL) && (st != FOLIO_RESIDENT || (w & FOLIO_SWAPCACHE)))
 			return errmsg_set(-EUCLEAN, "region %p folio %u: PARTIAL but not plain resident "
 						    "(word 0x%x)", (void *)r->start, f, w);
-		if (st == FOLIO_RESIDENT)
-			*(w & FOLIO_UNCHARGED ? &t->uncharged : &t->resident) += 1;
+		if (st == FOLIO_RESIDENT && (w & FOLIO_UNCHARGED))
+			t->uncharged++;
+		t->resident += folio_charge(pt, f, w);
 		t->pinned += (w & FOLIO_PINNED) != 0;
 		for (p = f << pt->folio_order; p < (f + 1) << pt->folio_order; p++) {
 			store_handle_t h;
@@ -112,7 +113,7 @@ int instance_check(struct uswap *u)
 			return errmsg_set(-EUCLEAN, "%s is %llu, the folios say %llu", what,      \
 					  (unsigned long long)(have), (unsigned long long)(want)); \
 	} while (0)
-	EXPECT("resident_folios", __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED),
+	EXPECT("resident_pages", __atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED),
 	       t.resident);
 	EXPECT("uncharged_folios", __atomic_load_n(&u->uncharged_folios, __ATOMIC_RELAXED),
 	       t.uncharged);

@@ -95,6 +95,7 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 	enum folio_state st = folio_state_of(w);
 	bool whole = a == 0 && b == folio_pages(pt);
 	uint32_t set = 0, clear = 0;
+	uint64_t charge = folio_charge(pt, f, w);
 	unsigned n = folio_drop_slots(u, r, f, a, b - a, NULL);
 
 	if (w & FOLIO_SWAPCACHE)
@@ -109,7 +110,7 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 		clear = FOLIO_SWAPCACHE | FOLIO_REFERENCED;
 	} else if (whole) {
 		if (st == FOLIO_RESIDENT)
-			budget_release(u, pt, f);
+			budget_release(u, pt, f, charge);
 		if (w & FOLIO_PINNED)
 			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);
 		lazyfree_forget(u, r, f);
@@ -123,6 +124,10 @@ static void folio_dropped(struct uswap *u, struct region *r, uint32_t f, unsigne
 	 * (they read zero now, as holes) is a plain resident folio */
 	if ((w & FOLIO_PARTIAL) && !folio_has_absent(pt, f))
 		clear |= FOLIO_PARTIAL;
+	/* pages of a partly swapped-in folio that were still out are holes
+	 * now: they count, as every page of a whole resident folio does */
+	if (st == FOLIO_RESIDENT)
+		budget_adjust(u, charge, folio_charge(pt, f, (w | set) & ~clear));
 	folio_unlock_wake(r, f, st, set, clear);
 }
 
@@ -248,12 +253,12 @@ static void on_remap(struct uswap *u, uint64_t from, uint64_t to, uint64_t len)
 
 /* A passing failure (the store unreachable, no memory): the faulting
  * thread stays asleep until it can be served; said once per second. */
-static void fault_until_resolved(struct uswap *u, struct worker *w, uint64_t addr)
+static void fault_until_resolved(struct uswap *u, struct worker *w, uint64_t addr, bool write)
 {
 	uint64_t said = 0;
 	int rc;
 
-	while ((rc = fault_resolve(u, &w->ctx, addr)) < 0) {
+	while ((rc = fault_resolve(u, &w->ctx, addr, write)) < 0) {
 		uint64_t now = os_now_ns();
 
 		ctr_add(u, CTR_fault_retries, 1);
@@ -279,7 +284,8 @@ static void msg_handle(struct uswap *u, struct worker *w, const struct os_event 
 		if (ev->fault.flags & OS_FAULT_WP)
 			fault_resolve_wp(u, ev->fault.addr);
 		else
-			fault_until_resolved(u, w, ev->fault.addr);
+			fault_until_resolved(u, w, ev->fault.addr,
+					     ev->fault.flags & OS_FAULT_WRITE);
 		regions_read_unlock(&u->regions, w->shard);
 		break;
 	case OS_EV_REMOVE:

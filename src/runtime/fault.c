@@ -133,9 +133,14 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 {
 	unsigned first = random ? page - (f << r->pt.folio_order) : 0;
 	unsigned n = random ? 1 : folio_pages(&r->pt);
+	uint32_t word = folio_word_load(&r->pt, f);
+	/* the budget counts the pages that come in (at most n) */
+	uint64_t before = folio_charge(&r->pt, f, word), ahead = n;
 	char *at;
-	int rc = folio_swap_in_pages(u, c, r, f, first, n);
+	int rc;
 
+	budget_charge(u, c, ahead);
+	rc = folio_swap_in_pages(u, c, r, f, first, n);
 	if (rc < 0 && error_is_permanent(rc) && n > 1 && page_may_come_alone(u, &r->pt, f, page)) {
 		/* another page's data is lost: this one may still be had */
 		first = page - (f << r->pt.folio_order);
@@ -143,6 +148,9 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 		rc = folio_swap_in_pages(u, c, r, f, first, n);
 	}
 	at = r->start + (((size_t)f << r->pt.folio_order) + first) * OS_PAGE_SIZE;
+	budget_adjust(u, before + ahead,
+		      folio_charge(&r->pt, f,
+				   folio_has_absent(&r->pt, f) ? word : word & ~FOLIO_PARTIAL));
 	if (rc < 0) {
 		folio_unlock_wake(r, f, FOLIO_RESIDENT, 0, 0);
 		if (!error_is_permanent(rc))
@@ -154,16 +162,18 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 		os_uffd_wake(u->ufd, at, (size_t)n * OS_PAGE_SIZE);
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED,
 			  folio_has_absent(&r->pt, f) ? 0 : FOLIO_PARTIAL);
+	if (!random) /* a stream may go on past it (readahead.c) */
+		readahead_note(u, r, f, false);
 	fault_latency(u, t0);
 	return 0;
 }
 
-int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
+int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool write)
 {
 	uint64_t t0 = os_now_ns();
 	struct region *r = regions_find(&u->regions, addr);
 	uint32_t page, f, word, set = FOLIO_REFERENCED;
-	unsigned first = 0, n;
+	unsigned first = 0, n, charged;
 	bool cached, random, partial_in;
 	char *base;
 	int rc;
@@ -198,9 +208,11 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	}
 
 	set |= refault_age(u, word);
-	budget_charge(u, c);
 	/* random access: only the faulting page of a folio with stored data */
 	partial_in = random && folio_state_of(word) == FOLIO_OUT && folio_has_slots(&r->pt, f);
+	/* what the folio will count (a partial one: its holes too, below) */
+	charged = partial_in ? 1 : folio_pages(&r->pt);
+	budget_charge(u, c, charged);
 	if (partial_in) {
 		first = page - (f << r->pt.folio_order);
 		rc = folio_swap_in_pages(u, c, r, f, first, 1);
@@ -208,7 +220,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		if (rc >= 0 && folio_has_absent(&r->pt, f))
 			set |= FOLIO_PARTIAL;
 	} else {
-		rc = folio_swap_in(u, c, r, f, word, &cached);
+		rc = folio_swap_in(u, c, r, f, word, write, &cached);
 		if (rc < 0 && error_is_permanent(rc) && folio_state_of(word) == FOLIO_OUT &&
 		    r->pt.folio_order > 0 && !(u->p.flags & USWAP_CFG_NO_ADAPT) &&
 		    page_may_come_alone(u, &r->pt, f, page)) {
@@ -217,6 +229,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 			 * in another run); only a page whose own data is lost is
 			 * poisoned */
 			partial_in = true;
+			budget_adjust(u, charged, 1);
+			charged = 1;
 			first = page - (f << r->pt.folio_order);
 			rc = folio_swap_in_pages(u, c, r, f, first, 1);
 			cached = false;
@@ -226,7 +240,7 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 	}
 	n = partial_in ? 1 : folio_pages(&r->pt);
 	if (rc < 0) {
-		budget_uncharge(u, 1);
+		budget_uncharge(u, charged);
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		if (!error_is_permanent(rc))
 			return rc; /* the caller retries; the thread stays asleep */
@@ -237,9 +251,11 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr)
 		os_uffd_wake(u->ufd, base + (size_t)first * OS_PAGE_SIZE, (size_t)n * OS_PAGE_SIZE);
 	if (cached)
 		set |= FOLIO_SWAPCACHE;
+	if (partial_in)
+		budget_adjust(u, charged, folio_charge(&r->pt, f, FOLIO_RESIDENT | set));
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);
 	if (folio_state_of(word) == FOLIO_OUT && !partial_in)
-		readahead_note(u, r, f);
+		readahead_note(u, r, f, write);
 	fault_latency(u, t0);
 	return 0;
 }

@@ -58,6 +58,7 @@ struct region {
 struct readahead_req {
 	uintptr_t addr;   /* first folio's address */
 	uint32_t nfolios;
+	bool write;       /* a stream of writes: bring folios in writable */
 };
 
 /* Buffers of a thread that evicts folios or swaps them in. */
@@ -130,9 +131,10 @@ struct uswap {
 	struct store *store;
 	struct region_table regions;
 
-	/* budget, in folios; max 0 = no limit */
-	uint64_t max_folios, high_wm, low_wm;
-	uint64_t resident_folios; /* atomic */
+	/* budget, in pages; max 0 = no limit (a partly swapped-in folio counts
+	 * the pages it holds: folio_charge) */
+	uint64_t max_pages, high_wm, low_wm;
+	uint64_t resident_pages; /* atomic */
 	uint64_t pinned_folios;   /* atomic */
 	uint64_t uncharged_folios; /* atomic: resident, not counted (budget_exempt) */
 
@@ -290,13 +292,17 @@ int range_install(struct uswap *u, int fd, enum install_op op, char *dst, const 
  * zero pages, decode stored pages and install them.  With the swap cache,
  * data pages are installed write-protected and keep their slots (the
  * caller sets SWAPCACHE when *cached); otherwise their slots are freed.
+ * For a write fault (write) the folio comes in writable: no swap cache (the
+ * write would end it at once, after a write-protect fault), and an EMPTY
+ * folio gets zero-filled pages instead of the shared zero page (which each
+ * written page would leave by a copy-on-write fault of its own).
  * @return 1 when the faulting threads were woken (one ioctl installed the
  *         whole folio), 0 when the caller must wake them; -errno when the
  *         kernel refused or the data could not be had (the folio keeps its
  *         state).
  */
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
-		  uint32_t word, bool *cached);
+		  uint32_t word, bool write, bool *cached);
 /* Decode the stored run of handle h (npages pages) into dst.
  * @return 0; -errno from the store or the blob (-EILSEQ: corrupt). */
 int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages);
@@ -321,22 +327,32 @@ bool region_access_random(struct uswap *u, struct region *r, uint32_t page);
  */
 int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
 			unsigned first, unsigned n);
+/* Bring in every page still out of RESIDENT|PARTIAL folio f (locked; word
+ * as locked), charging the budget for them, wake the folio and clear
+ * PARTIAL.  @return 0; -errno (pages that could not come keep their slots). */
+int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			   uint32_t word);
 
 /* ---- reclaim.c ---- */
-/* Account one more resident folio; reclaim directly at the hard limit.
+/* Account pages more resident pages; reclaim directly at the hard limit.
  * The caller holds a region shard and the lock of the folio it brings in. */
-void budget_charge(struct uswap *u, struct folio_ctx *c);
+void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages);
 /* What counts against the budget: resident private folios plus every
  * resident folio of the shared regions u maps (a shard held). */
 uint64_t budget_resident(struct uswap *u);
 /* Wake the reclaimer past the high mark; reclaim directly past the budget
  * (a shard held, as in budget_charge). */
 void budget_enforce(struct uswap *u, struct folio_ctx *c);
-void budget_uncharge(struct uswap *u, uint64_t folios);
-/* A folio the kernel will not let go stops counting / a resident folio
- * leaves (evicted or dropped): uncharge it unless it was exempt. */
+void budget_uncharge(struct uswap *u, uint64_t pages);
+/* Folio f (locked) counted before pages and counts after now: account the
+ * difference (no reclaim: the caller charged what it expected first). */
+void budget_adjust(struct uswap *u, uint64_t before, uint64_t after);
+/* A folio the kernel will not let go stops counting (caller holds its
+ * lock).  A resident folio leaves (evicted or dropped), having counted
+ * charge = folio_charge() before it left: uncharge that unless it was
+ * exempt. */
 void budget_exempt(struct uswap *u, struct pagetable *pt, uint32_t f);
-void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f);
+void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f, uint64_t charge);
 /* The stamp an evicted folio keeps; the age a folio swapped in from word
  * gets (FOLIO_AGE_MASK when it was evicted recently, else 0). */
 uint32_t eviction_stamp(struct uswap *u);
@@ -358,7 +374,7 @@ bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard);
 /* ---- readahead.c ---- */
 /* A swap-in fault on folio f of r: ask for the folios after it if the
  * region's faults look sequential. */
-void readahead_note(struct uswap *u, struct region *r, uint32_t f);
+void readahead_note(struct uswap *u, struct region *r, uint32_t f, bool write);
 /* Serve the queued requests (the background thread, its region shard). */
 void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard);
 /* Drop the queued requests and stop the one being served. */
@@ -409,7 +425,7 @@ int instance_check(struct uswap *u);
  * the caller holds a region shard.  @return 0, or -errno when the page
  * could not be brought back (it is then poisoned: the access gets SIGBUS).
  */
-int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr);
+int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool write);
 /* Resolve a write-protect fault at addr (a write to a swap-cached page). */
 void fault_resolve_wp(struct uswap *u, uint64_t addr);
 int handlers_start(struct uswap *u);

@@ -56,11 +56,15 @@ static int mark_resident(struct uswap *u, struct region *r, uint32_t f, unsigned
 	if (w & FOLIO_PARTIAL) {
 		/* Pages of a partly swapped-in folio still out (adaptive
 		 * swap-in): their stored data is not needed any more; they
-		 * become holes that read zero, marked like the others.  Only
-		 * pages with neither slot nor zero bit may carry a marker. */
+		 * become holes that read zero, marked like the others, and
+		 * count against the budget from now on.  Only pages with
+		 * neither slot nor zero bit may carry a marker. */
+		uint64_t charge = folio_charge(pt, f, w);
+
 		folio_drop_slots(u, r, f, a, b - a, NULL);
 		if (!folio_has_absent(pt, f))
 			folio_flags_clear(pt, f, FOLIO_PARTIAL);
+		budget_adjust(u, charge, folio_charge(pt, f, folio_word_load(pt, f)));
 	}
 	for (i = a; i < b; i++) {
 		if (!entry_lazyfree(pt->entry[p0 + i])) {

@@ -18,6 +18,11 @@
  * current one; the program still faults once per window, where it catches
  * up with readahead.
  *
+ * A stream the fault that asks for more was a write of comes in writable,
+ * without swap cache, as that fault's own folio did (swapin.c): the
+ * program is writing its way through, and a swap-cached folio would take a
+ * write-protect fault at its first write.
+ *
  * Readahead charges the budget like a fault; it is off for budgets of fewer
  * than four windows, where it would evict what the program is about to use.
  * USWAP_ADV_PAGEOUT cancels it: what the program asked to go must not come
@@ -27,13 +32,13 @@
 
 #include "os/os.h"
 
-void readahead_note(struct uswap *u, struct region *r, uint32_t f)
+void readahead_note(struct uswap *u, struct region *r, uint32_t f, bool write)
 {
 	uint32_t last = __atomic_exchange_n(&r->ra_last, f + 1, __ATOMIC_RELAXED);
 	uint32_t next = __atomic_load_n(&r->ra_next, __ATOMIC_RELAXED);
 	uint32_t start, end;
 
-	if (u->max_folios && u->max_folios < 4 * READAHEAD_WINDOW)
+	if (u->max_pages && u->max_pages >> u->p.folio_order < 4 * READAHEAD_WINDOW)
 		return;
 	/* ra_last holds folio + 1 of the previous fault (0: none) */
 	if (last && f == last) {
@@ -59,6 +64,7 @@ void readahead_note(struct uswap *u, struct region *r, uint32_t f)
 
 		q->addr = (uintptr_t)r->start + ((uintptr_t)start << (r->pt.folio_order + OS_PAGE_SHIFT));
 		q->nfolios = end - start;
+		q->write = write;
 	}
 	pthread_mutex_unlock(&u->ra_lock);
 	os_eventfd_signal(u->kick_fd);
@@ -71,8 +77,10 @@ bool readahead_covers(struct region *r, uint32_t f)
 	return last && f >= last && f <= __atomic_load_n(&r->ra_next, __ATOMIC_RELAXED);
 }
 
-/* Swap in folio f of r if it is stored and nobody holds it. */
-static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
+/* Swap in folio f of r if it is stored (whole or in part) and nobody holds
+ * it. */
+static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			    bool write)
 {
 	uint32_t word;
 	bool cached;
@@ -80,15 +88,22 @@ static void readahead_folio(struct uswap *u, struct folio_ctx *c, struct region 
 
 	if (r->sh || !folio_trylock(&r->pt, f, &word))
 		return; /* a shared region's folios come in by its own path */
+	if (folio_state_of(word) == FOLIO_RESIDENT && (word & FOLIO_PARTIAL)) {
+		/* random access left a few of its pages: the stream wants all */
+		if (folio_complete_partial(u, c, r, f, word) == 0)
+			ctr_add(u, CTR_readahead_folios, 1);
+		folio_unlock_wake(r, f, FOLIO_RESIDENT, FOLIO_REFERENCED, FOLIO_BUSY);
+		return;
+	}
 	if (folio_state_of(word) != FOLIO_OUT || (word & FOLIO_GONE)) {
 		folio_unlock_wake(r, f, folio_state_of(word), 0, 0);
 		return;
 	}
-	budget_charge(u, c);
-	rc = folio_swap_in(u, c, r, f, word, &cached);
+	budget_charge(u, c, folio_pages(&r->pt));
+	rc = folio_swap_in(u, c, r, f, word, write, &cached);
 	if (rc < 0) {
 		/* the fault will try again and report what it must */
-		budget_uncharge(u, 1);
+		budget_uncharge(u, folio_pages(&r->pt));
 		folio_unlock_wake(r, f, FOLIO_OUT, 0, 0);
 		return;
 	}
@@ -142,7 +157,8 @@ void readahead_run(struct uswap *u, struct folio_ctx *c, unsigned shard)
 			if (r)
 				readahead_folio(u, c, r,
 						(uint32_t)((addr - (uintptr_t)r->start) >>
-							   (r->pt.folio_order + OS_PAGE_SHIFT)));
+							   (r->pt.folio_order + OS_PAGE_SHIFT)),
+						q.write);
 			regions_read_unlock(&u->regions, shard);
 			pthread_rwlock_unlock(&u->fork_lock);
 		}

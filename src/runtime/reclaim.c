@@ -2,11 +2,14 @@
 /*
  * The budget and the reclaimer.
  *
- * Resident memory is counted in folios: a folio is resident from the
+ * Resident memory is counted in pages: a folio is resident from the
  * fault that brings it in to its eviction, whole, even where some of its
  * pages are the shared zero page (a later write would make them real
  * without telling us, so counting them keeps the real RSS under the
- * budget).
+ * budget).  A folio swapped in page by page (PARTIAL, random access)
+ * counts only the pages that are not still out (folio_charge): counting
+ * it whole would fill the budget with mostly empty folios, and random
+ * access would find far fewer of its pages resident than the kernel does.
  *
  * A background thread keeps resident between two watermarks below the
  * budget (kswapd's habit): it wakes when a fault crosses the high mark and
@@ -26,9 +29,14 @@
 #include "os/os.h"
 #include "shared.h"
 
-void budget_uncharge(struct uswap *u, uint64_t folios)
+void budget_uncharge(struct uswap *u, uint64_t pages)
 {
-	__atomic_fetch_sub(&u->resident_folios, folios, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&u->resident_pages, pages, __ATOMIC_RELAXED);
+}
+
+void budget_adjust(struct uswap *u, uint64_t before, uint64_t after)
+{
+	__atomic_fetch_add(&u->resident_pages, after - before, __ATOMIC_RELAXED);
 }
 
 /*
@@ -41,20 +49,22 @@ void budget_uncharge(struct uswap *u, uint64_t folios)
  */
 void budget_exempt(struct uswap *u, struct pagetable *pt, uint32_t f)
 {
-	if (folio_word_load(pt, f) & FOLIO_UNCHARGED)
+	uint32_t w = folio_word_load(pt, f);
+
+	if (w & FOLIO_UNCHARGED)
 		return;
+	budget_uncharge(u, folio_charge(pt, f, w));
 	folio_flags_set(pt, f, FOLIO_UNCHARGED);
 	__atomic_fetch_add(&u->uncharged_folios, 1, __ATOMIC_RELAXED);
-	budget_uncharge(u, 1);
 }
 
-void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f)
+void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f, uint64_t charge)
 {
 	if (folio_word_load(pt, f) & FOLIO_UNCHARGED) {
 		folio_flags_clear(pt, f, FOLIO_UNCHARGED);
 		__atomic_fetch_sub(&u->uncharged_folios, 1, __ATOMIC_RELAXED);
 	} else {
-		budget_uncharge(u, 1);
+		budget_uncharge(u, charge);
 	}
 }
 
@@ -89,11 +99,11 @@ uint32_t refault_age(struct uswap *u, uint32_t word)
 {
 	uint32_t stamp = word >> FOLIO_STAMP_SHIFT, now, distance;
 
-	if (!stamp || !u->max_folios || folio_state_of(word) != FOLIO_OUT)
+	if (!stamp || !u->max_pages || folio_state_of(word) != FOLIO_OUT)
 		return 0;
 	now = (uint32_t)__atomic_load_n(&u->evictions, __ATOMIC_RELAXED) & 0xffff;
 	distance = (now - stamp) & 0xffff;
-	if (distance >= u->max_folios)
+	if (distance >= u->max_pages >> u->p.folio_order)
 		return 0;
 	ctr_add(u, CTR_refault_activations, 1);
 	return FOLIO_AGE_MASK;
@@ -121,14 +131,16 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
 	for (attempts = 0; attempts < 8; attempts++) {
 		struct region *r;
 		uint32_t f;
+		uint64_t charge;
 		int rc;
 
 		if (!victim_pick(u, &r, &f))
 			return -EAGAIN;
+		charge = folio_charge(&r->pt, f, folio_word_load(&r->pt, f));
 		rc = r->sh ? shared_evict(u, c, r, f) : folio_evict(u, c, r, f);
 		if (rc == 0) {
 			if (!r->sh) /* shared_evict counts its own */
-				budget_release(u, &r->pt, f);
+				budget_release(u, &r->pt, f, charge);
 			/* the stamp is this instance's count: private folios only */
 			folio_unlock_wake(r, f, FOLIO_OUT, r->sh ? 0 : eviction_stamp(u),
 					  FOLIO_REFERENCED);
@@ -163,22 +175,23 @@ static void overshoot_report(struct uswap *u, int why)
 
 uint64_t budget_resident(struct uswap *u)
 {
-	return __atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) + shared_resident(u);
+	return __atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED) +
+	       (shared_resident(u) << u->p.folio_order);
 }
 
-void budget_charge(struct uswap *u, struct folio_ctx *c)
+void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages)
 {
-	__atomic_add_fetch(&u->resident_folios, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&u->resident_pages, pages, __ATOMIC_RELAXED);
 	budget_enforce(u, c);
 }
 
 void budget_enforce(struct uswap *u, struct folio_ctx *c)
 {
-	if (!u->max_folios)
+	if (!u->max_pages)
 		return;
 	if (budget_resident(u) > u->high_wm)
 		os_eventfd_signal(u->kick_fd);
-	while (budget_resident(u) > u->max_folios) {
+	while (budget_resident(u) > u->max_pages) {
 		int rc = reclaim_one(u, c, CTR_reclaim_direct);
 
 		if (rc) {
@@ -201,7 +214,7 @@ static void *reclaimer_main(void *arg)
 		/* One folio per hold of the shard, so map and unmap never wait
 		 * for a whole reclaim pass; readahead asked for meanwhile goes
 		 * first (a program waits for it). */
-		while (u->max_folios && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
+		while (u->max_pages && !__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
 			int rc = -EAGAIN;
 
 			readahead_run(u, &u->reclaim_ctx, shard);

@@ -195,7 +195,7 @@ void region_destroy(struct uswap *u, struct region *r)
 			continue;
 		}
 		if (folio_state_of(w) == FOLIO_RESIDENT)
-			budget_release(u, &r->pt, f);
+			budget_release(u, &r->pt, f, folio_charge(&r->pt, f, w));
 		folio_release(u, r, f);
 		if (w & FOLIO_PINNED)
 			__atomic_fetch_sub(&u->pinned_folios, 1, __ATOMIC_RELAXED);

@@ -154,7 +154,7 @@ static void swapin_count(struct uswap *u, unsigned order, bool whole, unsigned n
 }
 
 int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
-		  uint32_t word, bool *cached)
+		  uint32_t word, bool write, bool *cached)
 {
 	struct pagetable *pt = &r->pt;
 	unsigned npages = folio_pages(pt), order = pt->folio_order, i;
@@ -170,7 +170,15 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	*cached = false;
 	if (folio_state_of(word) == FOLIO_EMPTY) {
 		ctr_add(u, CTR_first_touch_folios, 1);
-		rc = range_install(u, u->ufd, INSTALL_ZERO, base, NULL, folio_bytes(u), 0);
+		if (write) {
+			/* every page would take a copy-on-write fault off the zero
+			 * page, each with a TLB flush: copy zeros once instead */
+			memset(c->scratch, 0, folio_bytes(u));
+			rc = range_install(u, u->ufd, INSTALL_COPY, base, c->scratch,
+					   folio_bytes(u), 0);
+		} else {
+			rc = range_install(u, u->ufd, INSTALL_ZERO, base, NULL, folio_bytes(u), 0);
+		}
 		if (rc < 0) {
 			ctr_add(u, CTR_first_touch_folios, (uint64_t)-1);
 			ctr_add(u, CTR_swapin_fail_install, 1);
@@ -216,7 +224,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	}
 	/* The swap cache keeps the stored copy of a folio with data; the data
 	 * pages come in write-protected so that the first write is seen. */
-	keep = u->swapcache && n_data;
+	keep = u->swapcache && n_data && !write;
 	/* Count before installing: the ioctl that installs the folio may wake
 	 * the program, which must then see counters that include it. */
 	swapin_count(u, order, one_run && !n_none, n_none, n_data, n_zero, 1);

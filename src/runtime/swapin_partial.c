@@ -168,3 +168,22 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 	folio_drop_slots(u, r, f, first, n, NULL);
 	return rc < 0 ? rc : woken;
 }
+
+int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+			   uint32_t word)
+{
+	struct pagetable *pt = &r->pt;
+	uint64_t before = folio_charge(pt, f, word);
+	int rc;
+
+	budget_charge(u, c, folio_pages(pt) - before);
+	rc = folio_swap_in_pages(u, c, r, f, 0, folio_pages(pt));
+	if (rc == 0)
+		os_uffd_wake(u->ufd, r->start + ((size_t)f << (pt->folio_order + OS_PAGE_SHIFT)),
+			     folio_bytes(u));
+	if (rc >= 0)
+		folio_flags_clear(pt, f, FOLIO_PARTIAL);
+	/* what came in: all of it, or the pages before a failure */
+	budget_adjust(u, folio_pages(pt), folio_charge(pt, f, folio_word_load(pt, f)));
+	return rc < 0 ? rc : 0;
+}

@@ -65,12 +65,12 @@ static unsigned next(struct run *x)
 	return *x->in++;
 }
 
-static void touch(struct run *x, char *page)
+static void touch(struct run *x, char *page, bool write)
 {
 	if (sim_os_page(page) != SIM_ABSENT)
 		return;
 	regions_read_lock(&x->u->regions, x->shard);
-	if (fault_resolve(x->u, x->ctx, (uint64_t)(uintptr_t)page))
+	if (fault_resolve(x->u, x->ctx, (uint64_t)(uintptr_t)page, write))
 		fail("a fault failed", (long)(uintptr_t)page, 0);
 	regions_read_unlock(&x->u->regions, x->shard);
 }
@@ -79,7 +79,7 @@ static void page_read(struct run *x, struct model_region *m, size_t p)
 {
 	char *page = m->mem + p * PAGE;
 
-	touch(x, page);
+	touch(x, page, false);
 	if (sim_os_page(page) == SIM_POISONED)
 		fail("a page was poisoned", (long)p, 0);
 	if (m->lazy[p] && memcmp(page, m->shadow + p * PAGE, PAGE)) {
@@ -106,7 +106,7 @@ static void page_write(struct run *x, struct model_region *m, size_t p, unsigned
 		for (i = 0; i < PAGE; i++)
 			want[i] = (uint8_t)((i * v) >> 5);
 	}
-	touch(x, page);
+	touch(x, page, true);
 	if (sim_os_wp(page)) {
 		regions_read_lock(&x->u->regions, x->shard);
 		fault_resolve_wp(x->u, (uint64_t)(uintptr_t)page);
@@ -152,6 +152,18 @@ static void check_pagemap(struct run *x, struct model_region *m)
 	free(pm);
 }
 
+
+/* The budget counts every page of a resident folio, but of a partly
+ * swapped-in one only the pages not still out (no slot, no zero bit). */
+static uint64_t pages_counted(const struct pagetable *pt, uint32_t f, uint32_t w)
+{
+	uint32_t p, n = 0;
+
+	for (p = f << pt->folio_order; p < (f + 1) << pt->folio_order; p++)
+		n += !((w & FOLIO_PARTIAL) && (entry_has_slot(pt->entry[p]) || zeromap_test(pt, p)));
+	return n;
+}
+
 static void check_invariants(struct run *x)
 {
 	struct uswap *u = x->u;
@@ -171,7 +183,7 @@ static void check_invariants(struct run *x)
 			if (folio_check(pt, f, u->slots))
 				fail("folio_check", (long)f, (long)w);
 			if (folio_state_of(w) == FOLIO_RESIDENT && !(w & FOLIO_UNCHARGED))
-				resident++;
+				resident += pages_counted(pt, f, w);
 			for (p = f << pt->folio_order; p < (f + 1) << pt->folio_order; p++) {
 				enum sim_page sp = sim_os_page(r->start + (size_t)p * PAGE);
 
@@ -190,8 +202,8 @@ static void check_invariants(struct run *x)
 		fail("slotmap_check", 0, 0);
 	if (u->p.store_ops->check && u->p.store_ops->check(u->store))
 		fail("store check", 0, 0);
-	if (__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED) != resident)
-		fail("resident accounting", (long)u->resident_folios, (long)resident);
+	if (__atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED) != resident)
+		fail("resident accounting", (long)u->resident_pages, (long)resident);
 	{
 		uint64_t v;
 
@@ -423,7 +435,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("uswap_open", 0, 0);
 	handlers_stop(x.u); /* this thread serves the faults */
 	reclaimer_stop(x.u);
-	x.u->high_wm = x.u->low_wm = x.u->max_folios; /* direct reclaim only */
+	x.u->high_wm = x.u->low_wm = x.u->max_pages; /* direct reclaim only */
 	x.ctx = folio_ctx_get(x.u);
 	x.shard = regions_api_shard(x.u);
 	x.fpages = cfg.folio_size / PAGE;

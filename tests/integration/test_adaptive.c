@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -111,6 +112,39 @@ static void test_random_then_sequential(void **state)
 		access_page(&x, p, &r, false);
 	assert_true(itest_stat(x.u, "faults") - faults <= x.len / (64 << 10) + 32);
 	assert_within_budget(&x);
+	fixture_close(&x);
+}
+
+/*
+ * The budget counts a partly resident folio by its pages: random access
+ * then keeps about the budget's worth of pages resident, as the kernel's
+ * page-sized swap would, and hits them.  Counted whole, the 64 folios the
+ * 4 MiB budget holds would keep one or two pages each (about 100 pages of
+ * 1024) and nearly every access would fault.  Expected here, from the
+ * model of uniform random access over a region four times the budget: a
+ * quarter of the accesses hit; asserted, half of that.
+ */
+static void test_budget_counts_pages(void **state)
+{
+	struct fixture x;
+	struct rng r;
+	uint64_t faults;
+	long resident;
+	size_t budget_pages = 4 * MiB / PAGE, n = 8000;
+
+	(void)state;
+	rng_seed(&r, 64);
+	fixture_open(&x, 16 * MiB, 4 * MiB, 0);
+	random_phase(&x, &r, 4 * budget_pages); /* warm: the budget fills with pages */
+	faults = itest_stat(x.u, "faults");
+	random_phase(&x, &r, n);
+	faults = itest_stat(x.u, "faults") - faults;
+	resident = itest_resident_pages(x.mem, x.len);
+	fprintf(stderr, "# %ld pages resident of a budget of %zu; %lu faults for %zu accesses\n",
+		resident, budget_pages, (unsigned long)faults, n);
+	assert_within_budget(&x);
+	assert_true((size_t)resident >= budget_pages / 2);
+	assert_true(faults <= n - n / 8);
 	fixture_close(&x);
 }
 
@@ -352,6 +386,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_then_sequential),
 		cmocka_unit_test(test_no_adapt),
+		cmocka_unit_test(test_budget_counts_pages),
 		cmocka_unit_test(test_fork_partial),
 		cmocka_unit_test(test_syscalls_partial),
 		cmocka_unit_test(test_threads_partial),

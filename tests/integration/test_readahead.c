@@ -60,6 +60,40 @@ static void test_sequential_read_is_read_ahead(void **state)
 	free(ver);
 }
 
+/* A program writing its way through paged-out memory: every fault is a
+ * write, so its folio, and those read ahead for it, come in writable: no
+ * write-protect fault, no swap cache kept for data about to change.  The
+ * same pages read first and written after take write-protect faults (the
+ * swap cache's), which shows the test can tell. */
+static void test_sequential_write_comes_in_writable(void **state)
+{
+	uint64_t *ver = calloc(PAGES, sizeof(*ver));
+	char *mem;
+	uswap_t *u = open_paged_out(0, &mem, ver, 12);
+	uint64_t wp;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < PAGES; i++)
+		ver[i]++;
+	itest_fill_pages(mem, PAGES, 12, ver);
+	assert_int_equal(itest_stat(u, "wp_faults"), 0);
+	assert_int_equal(itest_stat(u, "swapcache_pages"), 0);
+	itest_assert_pages(mem, PAGES, 12, ver);
+
+	assert_int_equal(uswap_advise(u, mem, PAGES * PAGE, USWAP_ADV_PAGEOUT), 0);
+	itest_assert_pages(mem, PAGES, 12, ver);
+	assert_true(itest_stat(u, "swapcache_pages") > 0);
+	wp = itest_stat(u, "wp_faults");
+	for (i = 0; i < PAGES; i++)
+		ver[i]++;
+	itest_fill_pages(mem, PAGES, 12, ver);
+	assert_true(itest_stat(u, "wp_faults") > wp);
+	itest_assert_pages(mem, PAGES, 12, ver);
+	uswap_close(u);
+	free(ver);
+}
+
 /* Check folio f's pages against the generator (global page indexes). */
 static void assert_folio(const char *mem, size_t f, uint64_t seed, const uint64_t *ver)
 {
@@ -135,6 +169,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sequential_read_is_read_ahead),
+		cmocka_unit_test(test_sequential_write_comes_in_writable),
 		cmocka_unit_test(test_random_read_is_not_read_ahead),
 		cmocka_unit_test(test_sequential_writer_under_budget),
 	};

@@ -146,7 +146,15 @@ static void test_threads_random_rw(void **state)
 	fprintf(stderr, "# %ld samples of the resident set, at most %ld pages (budget %lu)\n",
 		sm.samples, sm.max_pages, 16 * MiB / PAGE);
 	assert_true(sm.samples > 10);
-	assert_true((unsigned long)sm.max_pages <= 16 * MiB / PAGE);
+	/* PAGEMAP_SCAN walks the range while the writers fault and the
+	 * reclaimer evicts: a page evicted behind the walk and one brought in
+	 * ahead of it with the budget it freed are both counted.  Since the
+	 * budget counts partly swapped-in folios by their pages, it leaves no
+	 * slack to hide that skew, so the walk may see a little more than
+	 * ever was resident at once: 1/32 of the budget (the reclaimer's
+	 * headroom) is allowed here; assert_within_budget() checks the exact
+	 * bound whenever the writers are stopped. */
+	assert_true((unsigned long)sm.max_pages <= 16 * MiB / PAGE + 16 * MiB / PAGE / 32);
 	assert_true(stat_of(u, "swapout_pages") > 0);
 	assert_true(stat_of(u, "swapin_pages") > 0);
 	assert_true(stat_of(u, "swapin_folios") > 0);

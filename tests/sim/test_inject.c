@@ -201,14 +201,14 @@ static void prog_open(struct prog *g, struct uswap_config cfg, size_t len)
 
 /* A fault as a handler thread serves it: a passing failure is retried
  * (the faulting thread sleeps meanwhile).  @return the retries. */
-static unsigned prog_fault(struct prog *g, size_t p)
+static unsigned prog_fault(struct prog *g, size_t p, bool write)
 {
 	unsigned retries = 0;
 	int rc;
 
 	for (;;) {
 		regions_read_lock(&g->u->regions, g->shard);
-		rc = fault_resolve(g->u, g->ctx, (uint64_t)(uintptr_t)(g->mem + p * PAGE));
+		rc = fault_resolve(g->u, g->ctx, (uint64_t)(uintptr_t)(g->mem + p * PAGE), write);
 		regions_read_unlock(&g->u->regions, g->shard);
 		if (rc == 0)
 			return retries;
@@ -219,17 +219,17 @@ static unsigned prog_fault(struct prog *g, size_t p)
 	}
 }
 
-static void prog_touch(struct prog *g, size_t p)
+static void prog_touch(struct prog *g, size_t p, bool write)
 {
 	if (sim_os_page(g->mem + p * PAGE) == SIM_ABSENT)
-		prog_fault(g, p);
+		prog_fault(g, p, write);
 }
 
 static void prog_read(struct prog *g, size_t p)
 {
 	enum sim_page st;
 
-	prog_touch(g, p);
+	prog_touch(g, p, false);
 	st = sim_os_page(g->mem + p * PAGE);
 	if (st == SIM_POISONED) {
 		if (!g->poisoned[p])
@@ -258,7 +258,7 @@ static void prog_write(struct prog *g, size_t p, uint64_t v)
 	default:
 		pagegen_fill(dst, 9, p, v);
 	}
-	prog_touch(g, p);
+	prog_touch(g, p, true);
 	if (sim_os_wp(g->mem + p * PAGE)) {
 		regions_read_lock(&g->u->regions, g->shard);
 		fault_resolve_wp(g->u, (uint64_t)(uintptr_t)(g->mem + p * PAGE));
@@ -286,6 +286,18 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+
+/* The budget counts every page of a resident folio, but of a partly
+ * swapped-in one only the pages not still out (no slot, no zero bit). */
+static uint64_t pages_counted(const struct pagetable *pt, uint32_t f, uint32_t w)
+{
+	uint32_t p, n = 0;
+
+	for (p = f << pt->folio_order; p < (f + 1) << pt->folio_order; p++)
+		n += !((w & FOLIO_PARTIAL) && (entry_has_slot(pt->entry[p]) || zeromap_test(pt, p)));
+	return n;
+}
+
 /* Everything uswap keeps agrees with itself and with the fake. */
 static void prog_check(struct prog *g)
 {
@@ -301,7 +313,7 @@ static void prog_check(struct prog *g)
 		assert_false(w & FOLIO_LOCKED);
 		assert_int_equal(folio_check(pt, f, u->slots), 0);
 		if (st == FOLIO_RESIDENT && !(w & FOLIO_UNCHARGED))
-			resident++;
+			resident += pages_counted(pt, f, w);
 		for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++) {
 			enum sim_page sp = sim_os_page(g->mem + (size_t)i * PAGE);
 			store_handle_t h;
@@ -325,7 +337,7 @@ static void prog_check(struct prog *g)
 	assert_int_equal(slotmap_check(u->slots), 0);
 	if (real_store->check)
 		assert_int_equal(real_store->check(u->store), 0);
-	assert_int_equal(__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED), resident);
+	assert_int_equal(__atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED), resident);
 	assert_int_equal(stat_of(g, "orig_bytes"), slots * PAGE);
 	assert_int_equal(stat_of(g, "store_objects"), runs);
 	if (instance_check(u))
@@ -464,7 +476,7 @@ static void test_store_get_passing_failure(void **state)
 		inj.get = (struct countdown){ 1, errs[k] };
 		pthread_mutex_unlock(&inj_lock);
 		/* the fault fails once, is retried, and the data comes back */
-		assert_int_equal(prog_fault(&g, 5), 1);
+		assert_int_equal(prog_fault(&g, 5, false), 1);
 		assert_int_equal(stat_of(&g, "swapin_fail_read"), before + 1);
 		assert_int_equal(stat_of(&g, "fault_poisoned"), 0);
 		prog_read(&g, 5);
@@ -507,7 +519,7 @@ static void permanent_failure_at(struct countdown *c, int err, const char *count
 	*c = (struct countdown){ 1, err };
 	pthread_mutex_unlock(&inj_lock);
 	g.poisoned[p] = poison;
-	assert_int_equal(prog_fault(&g, p), 0);
+	assert_int_equal(prog_fault(&g, p, false), 0);
 	assert_int_equal(inj_fired(), 1);
 	assert_int_equal(sim_os_page(g.mem + p * PAGE), poison ? SIM_POISONED : SIM_ZERO);
 	assert_int_equal(stat_of(&g, counter), 1);
@@ -624,7 +636,8 @@ static void test_ioctl_eagain_and_eexist(void **state)
 			sim_os_inject(&in);
 			regions_read_lock(&g.u->regions, g.shard);
 			assert_int_equal(fault_resolve(g.u, g.ctx,
-						       (uint64_t)(uintptr_t)(g.mem + p * PAGE)), -EAGAIN);
+						       (uint64_t)(uintptr_t)(g.mem + p * PAGE), false),
+					 -EAGAIN);
 			regions_read_unlock(&g.u->regions, g.shard);
 			assert_true(stat_of(&g, "ioctl_retries") > retries);
 			assert_int_equal(stat_of(&g, "swapin_fail_install"), install + 1);
@@ -731,7 +744,7 @@ static void *racer_main(void *arg)
 		struct folio_ctx *c = folio_ctx_get(g->u);
 
 		regions_read_lock(&g->u->regions, 0); /* a handler's shard */
-		x->rc = fault_resolve(g->u, c, (uint64_t)(uintptr_t)(g->mem + x->page * PAGE));
+		x->rc = fault_resolve(g->u, c, (uint64_t)(uintptr_t)(g->mem + x->page * PAGE), false);
 		regions_read_unlock(&g->u->regions, 0);
 		folio_ctx_put(g->u, c);
 	} else {
@@ -807,14 +820,14 @@ static void test_checker_names_each_breakage(void **state)
 	struct prog g;
 	struct pagetable *pt;
 	uint64_t *counters[4];
-	const char *names[] = { "resident_folios", "uncharged_folios", "pinned_folios",
+	const char *names[] = { "resident_pages", "uncharged_folios", "pinned_folios",
 				"swapcache_pages" };
 	page_entry_t saved;
 	uint32_t w;
 
 	(void)state;
 	prog_open(&g, small_cfg(), 16 * 16384);
-	counters[0] = &g.u->resident_folios;
+	counters[0] = &g.u->resident_pages;
 	counters[1] = &g.u->uncharged_folios;
 	counters[2] = &g.u->pinned_folios;
 	counters[3] = &g.u->swapcache_pages;
@@ -854,8 +867,8 @@ static void test_random_injections(void **state)
 	rng_seed(&r, 31);
 	prog_open(&g, (struct uswap_config){ .folio_size = 16384, .limit = 8 * 16384 },
 		  64 * 16384);
-	g.u->max_folios = g.u->p.limit / g.u->p.folio_size; /* direct reclaim only */
-	g.u->high_wm = g.u->low_wm = g.u->max_folios;
+	g.u->max_pages = g.u->p.limit / PAGE; /* direct reclaim only */
+	g.u->high_wm = g.u->low_wm = g.u->max_pages;
 	for (step = 0; step < 6000; step++) {
 		size_t p = (size_t)rng_below(&r, g.pages);
 		unsigned op = (unsigned)rng_below(&r, 100);

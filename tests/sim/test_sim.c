@@ -41,29 +41,29 @@ struct sim {
 	bool adaptive;     /* adaptive swap-in is on (not USWAP_CFG_NO_ADAPT) */
 };
 
-static void sim_fault(struct sim *s, size_t p)
+static void sim_fault(struct sim *s, size_t p, bool write)
 {
 	int rc;
 
 	regions_read_lock(&s->u->regions, s->shard);
-	rc = fault_resolve(s->u, s->ctx, (uint64_t)(uintptr_t)(s->mem + p * PAGE));
+	rc = fault_resolve(s->u, s->ctx, (uint64_t)(uintptr_t)(s->mem + p * PAGE), write);
 	regions_read_unlock(&s->u->regions, s->shard);
 	if (rc && !s->poisoned[p])
 		fail_msg("page %zu: fault failed with %d and was not expected to", p, rc);
 }
 
 /* Make page p accessible as the program's access would. */
-static void sim_touch(struct sim *s, size_t p)
+static void sim_touch(struct sim *s, size_t p, bool write)
 {
 	if (sim_os_page(s->mem + p * PAGE) == SIM_ABSENT)
-		sim_fault(s, p);
+		sim_fault(s, p, write);
 }
 
 static void sim_read(struct sim *s, size_t p)
 {
 	enum sim_page st;
 
-	sim_touch(s, p);
+	sim_touch(s, p, false);
 	st = sim_os_page(s->mem + p * PAGE);
 	if (s->poisoned[p] && st != SIM_POISONED && s->adaptive) {
 		/* With adaptive swap-in a page of a corrupted folio may come in
@@ -124,7 +124,7 @@ static void sim_write(struct sim *s, size_t p, struct rng *r)
 	default:
 		pagegen_fill(dst, 5, p, rng_next(r));
 	}
-	sim_touch(s, p);
+	sim_touch(s, p, true);
 	if (sim_os_wp(s->mem + p * PAGE)) {
 		regions_read_lock(&s->u->regions, s->shard);
 		fault_resolve_wp(s->u, (uint64_t)(uintptr_t)(s->mem + p * PAGE));
@@ -187,6 +187,18 @@ static void sim_check_pagemap(struct sim *s)
 	free(pm);
 }
 
+
+/* The budget counts every page of a resident folio, but of a partly
+ * swapped-in one only the pages not still out (no slot, no zero bit). */
+static uint64_t pages_counted(const struct pagetable *pt, uint32_t f, uint32_t w)
+{
+	uint32_t p, n = 0;
+
+	for (p = f << pt->folio_order; p < (f + 1) << pt->folio_order; p++)
+		n += !((w & FOLIO_PARTIAL) && (entry_has_slot(pt->entry[p]) || zeromap_test(pt, p)));
+	return n;
+}
+
 /* Everything uswap keeps must agree with itself and with the fake. */
 static void sim_check(struct sim *s)
 {
@@ -204,7 +216,7 @@ static void sim_check(struct sim *s)
 		assert_false(w & FOLIO_LOCKED);
 		assert_int_equal(folio_check(pt, f, u->slots), 0);
 		if (st == FOLIO_RESIDENT && !(w & FOLIO_UNCHARGED))
-			resident++;
+			resident += pages_counted(pt, f, w);
 		for (i = f << pt->folio_order; i < (f + 1) << pt->folio_order; i++) {
 			enum sim_page sp = sim_os_page(s->mem + (size_t)i * PAGE);
 			page_entry_t e = pt->entry[i];
@@ -235,7 +247,7 @@ static void sim_check(struct sim *s)
 		runs += i == 0 || firsts[i] != firsts[i - 1];
 	free(firsts);
 	assert_int_equal(slotmap_check(u->slots), 0);
-	assert_int_equal(__atomic_load_n(&u->resident_folios, __ATOMIC_RELAXED), resident);
+	assert_int_equal(__atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED), resident);
 	assert_int_equal(uswap_stat(s->u, "orig_bytes", &v), 0);
 	assert_int_equal(v, slots * PAGE);
 	assert_int_equal(uswap_stat(s->u, "store_objects", &v), 0);
@@ -363,8 +375,8 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 
 	rng_seed(&r, seed);
 	sim_open(&s, &cfg, len);
-	s.u->max_folios = s.u->p.limit / s.u->p.folio_size; /* direct reclaim only */
-	s.u->high_wm = s.u->low_wm = s.u->max_folios;
+	s.u->max_pages = s.u->p.limit / PAGE; /* direct reclaim only */
+	s.u->high_wm = s.u->low_wm = s.u->max_pages;
 	for (step = 0; step < steps; step++) {
 		size_t p = (size_t)rng_below(&r, s.pages);
 		size_t fpages = s.u->p.folio_size / PAGE;
