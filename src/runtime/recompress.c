@@ -198,10 +198,10 @@ static bool folio_recompressible(struct uswap *u, uint32_t w)
 
 	if (folio_state_of(w) != FOLIO_OUT || (w & (FOLIO_LOCKED | FOLIO_GONE | FOLIO_PARTIAL)))
 		return false;
-	if (!stamp || !u->max_folios)
+	if (!stamp || !u->max_pages)
 		return true;
 	now = (uint32_t)__atomic_load_n(&u->evictions, __ATOMIC_RELAXED) & 0xffff;
-	return ((now - stamp) & 0xffff) >= u->max_folios;
+	return ((now - stamp) & 0xffff) >= u->max_pages >> u->p.folio_order;
 }
 
 /*
@@ -254,7 +254,7 @@ static bool recompress_should_yield(struct uswap *u)
 	pthread_mutex_lock(&u->ra_lock);
 	ra = u->ra_n;
 	pthread_mutex_unlock(&u->ra_lock);
-	return ra || (u->max_folios && budget_resident(u) > u->low_wm);
+	return ra || (u->max_pages && budget_resident(u) > u->low_wm);
 }
 
 static uint64_t faults(struct uswap *u)
