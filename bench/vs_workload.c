@@ -8,7 +8,7 @@
  *   vs_workload --mode kernel|uswap [--size 1G] [--limit 256M] [--codec lz4]
  *               [--folio 64K] [--thp] [--pageout-only] [--seed N]
  *               [--zram /sys/block/zram0 | --swapfile PATH] [--store URI]
- *               [--no-swapcache] [--no-adapt]
+ *               [--no-swapcache] [--no-adapt] [--recompress LEVEL]
  *
  * Budget mode (the default), phases in order:
  *   fill        write every page once with the realistic page mix
@@ -19,6 +19,13 @@
  *   fork_read   fork; the child reads every page once, then exits
  * Pageout-only mode (--pageout-only; no budget): fill, pageout (MADV_PAGEOUT
  * or USWAP_ADV_PAGEOUT of everything), touch (read every page once).
+ * With --recompress LEVEL (uswap; idle recompression at that level, see
+ * docs/ARCHITECTURE.md), the pageout phase is followed by a wait until the
+ * recompressor has seen every stored object (or its counters have not
+ * moved for 30 s): a second memory snapshot, "after_recompress", taken 1 s
+ * later (the store is compacted at the end of the pass), and
+ * "recompress_seconds", the time from the end of the pageout to the last
+ * object recompressed.
  *
  * A read hashes the whole page and checks it against an independent model
  * of what the page must hold (pagegen's content plus the increments this
@@ -95,7 +102,8 @@ struct run {
 	uswap_t *u;
 	char *mem;
 	struct phase_result ph[PH_N];
-	struct mem_snapshot after_fill, after_pageout, at_end;
+	struct mem_snapshot after_fill, after_pageout, after_recompress, at_end;
+	double recompress_seconds;
 	uint64_t wrong;
 };
 
@@ -487,6 +495,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->swapfile = v;
 		} else if (!strcmp(a, "--store")) {
 			o->cfg.store = v;
+		} else if (!strcmp(a, "--recompress")) {
+			char *end;
+			unsigned long level = strtoul(v, &end, 10);
+
+			if (!*v || *end || level == 0 || level > 99) {
+				fprintf(stderr, "vs_workload: --recompress %s: allowed: a level "
+						"(lz4 3 to 12, zstd 2 to 22)\n", v);
+				return -1;
+			}
+			o->cfg.recompress = (unsigned)level;
 		} else {
 			fprintf(stderr, "vs_workload: unknown option %s\n", a);
 			return -1;
@@ -506,6 +524,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->pageout_only)
 		o->cfg.limit = 0;
+	if (o->cfg.recompress && (!o->uswap || !o->pageout_only)) {
+		fprintf(stderr, "vs_workload: --recompress: allowed with --mode uswap "
+				"--pageout-only only\n");
+		return -1;
+	}
 	o->disk = o->swapfile || (o->uswap && o->cfg.store && !strncmp(o->cfg.store, "file:", 5));
 	return 0;
 }
@@ -595,6 +618,15 @@ static void print_result(const struct run *r)
 	printf("}, \"memory\": {");
 	mem_print(r, "after_fill", &r->after_fill, 1);
 	mem_print(r, "after_pageout", &r->after_pageout, 1);
+	if (o->cfg.recompress) {
+		mem_print(r, "after_recompress", &r->after_recompress, 1);
+		printf("\"recompress_level\": %u, \"recompress_seconds\": %.2f, "
+		       "\"recompress_folios\": %" PRIu64 ", \"recompress_kept\": %" PRIu64
+		       ", \"recompress_saved_bytes\": %" PRIu64 ", ",
+		       o->cfg.recompress, r->recompress_seconds,
+		       stat_of(r->u, "recompress_folios"), stat_of(r->u, "recompress_kept"),
+		       stat_of(r->u, "recompress_saved_bytes"));
+	}
 	mem_print(r, "at_end", &r->at_end, 0);
 	printf("}");
 	if (r->u)
@@ -607,6 +639,28 @@ static void print_result(const struct run *r)
 		       stat_of(r->u, "reclaim_direct"), stat_of(r->u, "reclaim_background"),
 		       stat_of(r->u, "limit_overshoot_bytes"));
 	printf(", \"wrong_pages\": %" PRIu64 "}\n", r->wrong);
+}
+
+/* Idle recompression after the pageout: wait until every stored object has
+ * been seen (or nothing moved for 30 s); the time is up to the last move. */
+static void recompress_wait(struct run *r)
+{
+	double t0 = now_s(), last = t0;
+	uint64_t seen = 0, n;
+
+	for (;;) {
+		n = stat_of(r->u, "recompress_folios") + stat_of(r->u, "recompress_kept");
+		if (n != seen) {
+			seen = n;
+			last = now_s();
+		}
+		if (n >= stat_of(r->u, "store_objects") || now_s() - last >= 30.0)
+			break;
+		usleep(50000);
+	}
+	r->recompress_seconds = last - t0;
+	sleep(1);
+	mem_snapshot(r, &r->after_recompress);
 }
 
 int main(int argc, char **argv)
@@ -630,8 +684,11 @@ int main(int argc, char **argv)
 		rc = phase_run(&r, phases[i]);
 		if (phases[i] == PH_FILL)
 			mem_snapshot(&r, &r.after_fill);
-		if (phases[i] == PH_PAGEOUT)
+		if (phases[i] == PH_PAGEOUT) {
 			mem_snapshot(&r, &r.after_pageout);
+			if (r.o.cfg.recompress)
+				recompress_wait(&r);
+		}
 	}
 	mem_snapshot(&r, &r.at_end);
 	print_result(&r);

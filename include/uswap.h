@@ -42,6 +42,11 @@ struct uswap_config {
 	unsigned threads;       /* fault-handler threads; 0 = one per online CPU,
 	                           at most 4 (each fault wakes every handler) */
 	unsigned flags;         /* USWAP_CFG_* */
+	unsigned recompress;    /* 0 = off; else the level at which the
+	                           background thread recompresses folios that
+	                           stay stored while it is idle: lz4 3..12
+	                           (LZ4HC, still lz4), zstd 2..22; ram store
+	                           only (docs/ARCHITECTURE.md) */
 };
 
 /* Handler threads are not pinned to CPUs (they are by default). */
@@ -58,7 +63,7 @@ struct uswap_config {
  * @cfg  NULL = defaults overridden by the USWAP_* environment variables
  *       (USWAP_LIMIT, USWAP_CODEC, USWAP_STORE, USWAP_FOLIO,
  *       USWAP_STORE_LIMIT, USWAP_THREADS, USWAP_PIN, USWAP_SWAPCACHE,
- *       USWAP_ADAPT);
+ *       USWAP_ADAPT, USWAP_RECOMPRESS);
  *       non-NULL = exactly these values.
  * @return 0 and *out set; -EINVAL for a bad value; -EPERM (or -ENOSYS) when
  *         userfaultfd is not available to this process, -ENOMEM; for a redis

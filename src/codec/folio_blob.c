@@ -10,7 +10,9 @@
  *   4                2         magic    FOLIO_BLOB_MAGIC
  *   6                1         version  FOLIO_BLOB_VERSION
  *   7                1         codec    enum codec_id, | FOLIO_BLOB_RAW when
- *                                       the data pages are stored as is
+ *                                       the data pages are stored as is,
+ *                                       | FOLIO_BLOB_STRONG once idle
+ *                                       recompression has seen the blob
  *   8                4         sizes    n << 22 | payload length
  *   12               ceil(n/4) kinds    2 bits per page, page i at bits
  *                                       2*(i%4) of byte i/4: FOLIO_KIND_*
@@ -32,6 +34,12 @@
 #define FOLIO_BLOB_MAGIC 0x4675u /* "uF" in memory on little-endian hosts */
 #define FOLIO_BLOB_VERSION 1u
 #define FOLIO_BLOB_RAW 0x80u /* in the codec byte */
+/* In the codec byte: idle recompression has been at this blob (it was
+ * recompressed at the strong level, or that did not pay): never again.
+ * Blobs without it (all blobs before recompression existed) read as
+ * before, so the version stays 1. */
+#define FOLIO_BLOB_STRONG 0x40u
+#define FOLIO_BLOB_CODEC_FLAGS (FOLIO_BLOB_RAW | FOLIO_BLOB_STRONG)
 #define FOLIO_BLOB_HDR 12u
 #define FOLIO_BLOB_CSUM_SIZE 4u
 #define FOLIO_BLOB_NPAGES_SHIFT 22u
@@ -245,7 +253,7 @@ int folio_encode(const struct codec_ops *codec, const void *src, unsigned npages
 	unsigned i, kind;
 	long n;
 
-	if (!codec || npages == 0 || npages > FOLIO_MAX_PAGES || codec->id & FOLIO_BLOB_RAW)
+	if (!codec || npages == 0 || npages > FOLIO_MAX_PAGES || codec->id & FOLIO_BLOB_CODEC_FLAGS)
 		return -EINVAL;
 	memset(res, 0, sizeof(*res));
 	memset(kinds, 0, kbytes);
@@ -363,7 +371,7 @@ static int folio_blob_view(const void *blob, size_t len, unsigned npages, struct
 		return -EILSEQ;
 	v->payload_len = h.sizes & FOLIO_BLOB_PAYLOAD_MASK;
 	v->raw = !!(h.codec & FOLIO_BLOB_RAW);
-	v->codec = codec_by_id(h.codec & (uint8_t)~FOLIO_BLOB_RAW);
+	v->codec = codec_by_id(h.codec & (uint8_t)~FOLIO_BLOB_CODEC_FLAGS);
 	if (!v->codec)
 		return -EILSEQ;
 	kbytes = folio_kind_bytes(v->npages);
@@ -610,4 +618,90 @@ int folio_blob_pages(const void *blob, size_t len)
 	if (ret < 0)
 		return ret;
 	return (int)(h.sizes >> FOLIO_BLOB_NPAGES_SHIFT);
+}
+
+/* ---- idle recompression ---- */
+
+int folio_blob_strong(const void *blob, size_t len)
+{
+	struct folio_blob_hdr h;
+	int ret;
+
+	ret = folio_blob_read_hdr(blob, len, &h);
+	if (ret < 0)
+		return ret;
+	return !!(h.codec & FOLIO_BLOB_STRONG);
+}
+
+/* Set the blob's codec byte to codec and redo its checksum. */
+static void folio_blob_seal(uint8_t *b, size_t len, uint8_t codec)
+{
+	struct folio_blob_hdr h;
+
+	memcpy(&h, b, sizeof(h));
+	h.codec = codec;
+	memcpy(b, &h, sizeof(h));
+	h.csum = folio_blob_csum(b + FOLIO_BLOB_CSUM_SIZE, len - FOLIO_BLOB_CSUM_SIZE);
+	memcpy(b, &h.csum, sizeof(h.csum));
+}
+
+int folio_blob_mark_strong(void *blob, size_t len)
+{
+	struct folio_blob_view v;
+	struct folio_blob_hdr h;
+	int ret;
+
+	ret = folio_blob_pages(blob, len);
+	if (ret < 0)
+		return ret;
+	ret = folio_blob_view(blob, len, (unsigned)ret, &v, NULL);
+	if (ret < 0)
+		return ret;
+	memcpy(&h, blob, sizeof(h));
+	folio_blob_seal(blob, len, h.codec | FOLIO_BLOB_STRONG);
+	return 0;
+}
+
+int folio_blob_recompress(const void *blob, size_t len, folio_compress_fn compress, void *arg,
+			  void *dst, size_t dst_cap, void *scratch, size_t *out_len)
+{
+	const uint8_t *b = blob;
+	uint8_t *out = dst;
+	struct folio_blob_view v;
+	struct folio_blob_hdr h;
+	size_t head, raw_len;
+	const void *data;
+	long n;
+	int ret;
+
+	ret = folio_blob_pages(blob, len);
+	if (ret < 0)
+		return ret;
+	ret = folio_blob_view(blob, len, (unsigned)ret, &v, NULL);
+	if (ret < 0)
+		return ret;
+	head = (size_t)(v.payload - b); /* header, kinds and words stay as they are */
+	if (v.data == 0 || head >= dst_cap)
+		return -ENOSPC; /* only words: nothing to compress */
+	raw_len = (size_t)v.data * FOLIO_PAGE_SIZE;
+	data = v.payload;
+	if (!v.raw) {
+		ret = v.codec->decompress(v.payload, v.payload_len, scratch, raw_len);
+		if (ret < 0)
+			return ret;
+		data = scratch;
+	}
+	n = compress(arg, data, raw_len, out + head, dst_cap - head);
+	if (n < 0)
+		return (int)n;
+	if (n == 0 || (size_t)n >= raw_len)
+		return -ENOSPC;
+	memcpy(out, b, head);
+	memcpy(&h, out, sizeof(h));
+	h.sizes = (h.sizes & ~FOLIO_BLOB_PAYLOAD_MASK) | (uint32_t)n;
+	memcpy(out, &h, sizeof(h));
+	*out_len = head + (size_t)n;
+	folio_blob_seal(out, *out_len,
+			(uint8_t)((h.codec & ~FOLIO_BLOB_RAW) | FOLIO_BLOB_STRONG));
+	return 0;
 }

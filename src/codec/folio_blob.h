@@ -105,4 +105,33 @@ uint32_t folio_blob_csum(const void *p, size_t len);
  * Only the header is checked (no checksum): folio_decode checks the rest. */
 int folio_blob_pages(const void *blob, size_t len);
 
+/*
+ * Idle recompression (runtime/recompress.c).  A blob carries a flag that
+ * says recompression has been at it (recompressed, or found not worth it),
+ * so that it is never tried twice; decoding ignores the flag.
+ * @return 1 when blob has the flag, 0 when not; -EILSEQ (bad header).
+ */
+int folio_blob_strong(const void *blob, size_t len);
+
+/* Set the flag in blob (checked whole first; checksum redone).
+ * @return 0; -EILSEQ when the blob is corrupt. */
+int folio_blob_mark_strong(void *blob, size_t len);
+
+/* A compressor with codec_ops.compress's contract and an argument. */
+typedef long (*folio_compress_fn)(void *arg, const void *src, size_t len, void *dst,
+				  size_t dst_cap);
+
+/*
+ * Write to dst a copy of blob whose data pages are compressed anew with
+ * compress (which must produce the blob's own codec format: the blob keeps
+ * its codec id, and loses its raw bit), with the flag set.  Zero and
+ * same-filled pages are kept as they are.
+ * @scratch  the blob's data pages decompressed: up to npages * 4096 bytes
+ * @return 0 and *out_len (at most dst_cap); -ENOSPC when the result would not be
+ *         smaller than dst_cap (or than the raw pages) or the blob has no
+ *         data pages; -EILSEQ (corrupt blob); -errno from the codecs.
+ */
+int folio_blob_recompress(const void *blob, size_t len, folio_compress_fn compress, void *arg,
+			  void *dst, size_t dst_cap, void *scratch, size_t *out_len);
+
 #endif

@@ -766,6 +766,37 @@ out:
 	return ret;
 }
 
+int slot_run_rehandle(struct slotmap *sm, slot_t first, store_handle_t old, store_handle_t h)
+{
+	struct cluster *c = slotmap_cluster(sm, first.v >> CLUSTER_SHIFT);
+	unsigned i = first.v & (SLOT_CLUSTER - 1);
+	store_handle_t *where;
+	unsigned j;
+	int ret = -EINVAL;
+
+	if (!c || h.v == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	j = i >> c->order;
+	/* a run's first slot may be free (its page was a zero page): the run
+	 * is in use as long as any of its slots is */
+	if (bit_test(c->run_split, j) && c->count[i])
+		where = &split_handles(c, j)[i - (j << c->order)];
+	else if (!bit_test(c->run_split, j) && bit_test(c->run_used, j) && i == j << c->order)
+		where = &c->handles[j];
+	else
+		goto out; /* a free run, or not the first slot of its run */
+	if (where->v != old.v) {
+		ret = -ESTALE;
+		goto out;
+	}
+	*where = h;
+	ret = 0;
+out:
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
 /* ---- stats and check ---- */
 
 static size_t cluster_meta_bytes(const struct cluster *c)

@@ -115,6 +115,16 @@ unsigned slot_count(const struct slotmap *sm, slot_t s);
 int slot_run(const struct slotmap *sm, slot_t s, store_handle_t *h, slot_t *first,
 	     unsigned *order);
 
+/*
+ * Point the run that starts at slot first (as slot_run gives it) at handle
+ * h instead of old: its object was stored anew (idle recompression).  The
+ * caller frees old in the store afterwards, and keeps the run from being
+ * freed meanwhile (it holds the lock of the folio whose pages use it).
+ * @return 0; -ESTALE when the run's handle is not old; -EINVAL for a free
+ *         slot, a slot that does not start its run, or h.v == 0.
+ */
+int slot_run_rehandle(struct slotmap *sm, slot_t first, store_handle_t old, store_handle_t h);
+
 void slotmap_stats(struct slotmap *sm, struct slotmap_stats *st);
 
 /*

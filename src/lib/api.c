@@ -38,6 +38,7 @@ static void instance_free(struct uswap *u)
 		folio_ctx_destroy(u, c);
 		os_mem_unmap(c, sizeof(*c));
 	}
+	recompress_destroy(u);
 	if (u->store)
 		u->p.store_ops->close(u->store);
 	if (u->slots)
@@ -140,6 +141,9 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 		goto err;
 	}
 	budget_init(u);
+	rc = recompress_init(u);
+	if (rc)
+		goto err;
 	/* the threads inherit the mask: the program's signal handlers never
 	 * run on them (one that touched managed memory would wait for itself) */
 	signals_block(&old);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "codec/codec_strong.h"
 #include "core/errmsg.h"
 #include "os/os.h"
 #include "runtime/instance.h"
@@ -39,6 +40,9 @@ const struct option_doc options_table[] = {
 	  "keep the stored copy of a folio swapped in until it is written" },
 	{ "USWAP_ADAPT", "--adapt", "0|1", "1",
 	  "when a region's faults look random, bring in only the faulting page" },
+	{ "USWAP_RECOMPRESS", "--recompress", "off|LEVEL", "off",
+	  "recompress folios that stay stored at a strong level while the background "
+	  "thread is idle: lz4 3 to 12 (LZ4HC), zstd 2 to 22; ram store only" },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -100,6 +104,53 @@ static int parse_uint(const char *what, const char *s, unsigned lo, unsigned hi,
 	return 0;
 }
 
+int options_parse_recompress(const char *what, const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (s && (!strcmp(s, "off") || !strcmp(s, "0"))) {
+		*out = 0;
+		return 0;
+	}
+	errno = 0;
+	v = s && isdigit((unsigned char)*s) ? strtoul(s, &end, 10) : 0;
+	if (!v || *end || errno || v > 99)
+		return errmsg_set(-EINVAL,
+				  "%s \"%s\" is not allowed: use off, or a compression level "
+				  "(lz4: 3 to 12, zstd: 2 to 22)",
+				  what, s ? s : "");
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* The recompression level must be one of the codec's strong levels, and
+ * the store the ram store (see runtime/recompress.c for why). */
+static int recompress_resolve(const struct uswap_config *cfg, struct uswap_params *p)
+{
+	unsigned lo, hi;
+
+	p->recompress = cfg->recompress;
+	if (!p->recompress)
+		return 0;
+	if (codec_strong_levels(p->codec, &lo, &hi))
+		return errmsg_set(-EINVAL,
+				  "recompress %u is not allowed with codec %s: recompression "
+				  "needs codec lz4 or zstd (or recompress off)",
+				  p->recompress, p->codec->name);
+	if (p->recompress < lo || p->recompress > hi)
+		return errmsg_set(-EINVAL,
+				  "recompress level %u is not allowed with codec %s: use off (0) "
+				  "or a level from %u to %u",
+				  p->recompress, p->codec->name, lo, hi);
+	if (p->store_ops != &store_ram)
+		return errmsg_set(-EINVAL,
+				  "recompress is not supported with store \"%s\": only with the "
+				  "ram store (or recompress off)",
+				  p->store_uri);
+	return 0;
+}
+
 int options_from_env(struct uswap_config *cfg)
 {
 	const char *v;
@@ -140,6 +191,9 @@ int options_from_env(struct uswap_config *cfg)
 		if (!on)
 			cfg->flags |= USWAP_CFG_NO_ADAPT;
 	}
+	if ((v = getenv("USWAP_RECOMPRESS")) && (rc = options_parse_recompress("USWAP_RECOMPRESS", v,
+										  &cfg->recompress)))
+		return rc;
 	cfg->codec = getenv("USWAP_CODEC");
 	cfg->store = getenv("USWAP_STORE");
 	return 0;
@@ -191,5 +245,5 @@ int options_resolve(const struct uswap_config *cfg, struct uswap_params *p)
 		return errmsg_set(-EINVAL, "config flags 0x%x are unknown: allowed are 0x%x", cfg->flags,
 				  USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE | USWAP_CFG_NO_ADAPT);
 	p->flags = cfg->flags;
-	return 0;
+	return recompress_resolve(cfg, p);
 }

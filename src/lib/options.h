@@ -34,6 +34,14 @@ extern const struct option_doc options_table[];
 int options_parse_size(const char *what, const char *s, size_t *out);
 
 /*
+ * Parse a recompression setting: "off" or "0" (0), or a level 1..99 (the
+ * codec's own range is checked by options_resolve).
+ * @what names the setting in the error message.
+ * @return 0; -EINVAL with errmsg set.
+ */
+int options_parse_recompress(const char *what, const char *s, unsigned *out);
+
+/*
  * Fill cfg from the USWAP_* environment.  String fields point into the
  * environment.  @return 0; -EINVAL with errmsg naming the variable.
  */

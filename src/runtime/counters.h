@@ -31,6 +31,10 @@
 	X(reclaim_advice, "folios evicted by USWAP_ADV_PAGEOUT")                             \
 	X(readahead_folios, "folios swapped in ahead of a sequential stream of faults")     \
 	X(refault_activations, "folios refaulted soon after eviction: kept 3 more clock turns") \
+	X(recompress_folios, "stored runs recompressed at the strong level while idle")   \
+	X(recompress_saved_bytes, "bytes the stored objects shrank by idle recompression")  \
+	X(recompress_kept, "stored runs the strong level did not shrink enough: kept as is") \
+	X(recompress_fail, "recompressions given up (store full, error): old copy kept")    \
 	X(reclaim_fail_store_full, "evictions refused because the store was full")           \
 	X(reclaim_fail_busy, "evictions refused because a page was pinned or shared")        \
 	X(reclaim_fail_nomem, "evictions that failed for lack of memory")                   \

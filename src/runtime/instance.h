@@ -86,6 +86,7 @@ struct uswap_params {
 	size_t store_limit;
 	unsigned threads;
 	unsigned flags;
+	unsigned recompress; /* strong level, 0 = off (recompress.c) */
 	const struct codec_ops *codec;
 	const struct store_ops *store_ops;
 	const char *store_arg;
@@ -181,6 +182,8 @@ struct uswap {
 	/* events (events.c) */
 	pthread_mutex_t read_lock; /* reading the userfaultfd + queueing */
 	struct msg_queue queue;
+
+	struct recompressor *recomp; /* idle recompression, NULL when off */
 
 	uint64_t swapcache_pages; /* atomic: pages holding a stored copy */
 	uint64_t lazyfree_pages;  /* atomic: pages marked ENTRY_LAZYFREE */
@@ -379,6 +382,16 @@ uint32_t refault_age(struct uswap *u, uint32_t word);
 /* Evict one cold folio.  @return 0; -EAGAIN when none could be evicted. */
 int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why);
 int reclaimer_start(struct uswap *u);
+
+/* ---- recompress.c ---- */
+/* Set up idle recompression when the options ask for it.  @return 0;
+ * -ENOMEM. */
+int recompress_init(struct uswap *u);
+void recompress_destroy(struct uswap *u);
+/* The background thread has nothing else to do: recompress a few stored
+ * folios (its region shard, not held).  @return true when there may be
+ * more to do at once (the caller comes back without sleeping). */
+bool recompress_run(struct uswap *u, struct folio_ctx *c, unsigned shard);
 
 /* ---- readahead.c ---- */
 /* A swap-in fault on folio f of r: ask for the folios after it if the

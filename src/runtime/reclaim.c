@@ -17,7 +17,8 @@
  * budget itself would be exceeded.  Victims are chosen by a clock over all
  * regions: a fault sets a folio's REFERENCED bit, the hand clears it once
  * and evicts the folio on its next pass if it has not been faulted since.
- * The same thread serves readahead (readahead.c), also without a budget.
+ * The same thread serves readahead (readahead.c), also without a budget,
+ * and, when it has nothing else to do, idle recompression (recompress.c).
  */
 #include "instance.h"
 
@@ -210,11 +211,12 @@ static void *reclaimer_main(void *arg)
 {
 	struct uswap *u = arg;
 	unsigned shard = u->nworkers; /* the reclaimer's own region shard */
+	int timeout_ms = 100;
 
 	while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {
 		/* what this pass evicted leaves staging before the sleep */
 		staging_flush(u, &u->reclaim_ctx);
-		os_wait_readable(u->kick_fd, u->stop_fd, 100);
+		os_wait_readable(u->kick_fd, u->stop_fd, timeout_ms);
 		os_eventfd_drain(u->kick_fd);
 		readahead_run(u, &u->reclaim_ctx, shard);
 		/* One folio per hold of the shard, so map and unmap never wait
@@ -235,6 +237,9 @@ static void *reclaimer_main(void *arg)
 			if (rc)
 				break;
 		}
+		/* nothing else to do: idle recompression, a few folios at a
+		 * time, back at once while there is more (recompress.c) */
+		timeout_ms = recompress_run(u, &u->reclaim_ctx, shard) ? 0 : 100;
 	}
 	return NULL;
 }
