@@ -780,7 +780,7 @@ int slot_run_rehandle(struct slotmap *sm, slot_t first, store_handle_t old, stor
 	j = i >> c->order;
 	/* a run's first slot may be free (its page was a zero page): the run
 	 * is in use as long as any of its slots is */
-	if (bit_test(c->run_split, j) && c->count[i])
+	if (bit_test(c->run_split, j) && count_get(c, i))
 		where = &split_handles(c, j)[i - (j << c->order)];
 	else if (!bit_test(c->run_split, j) && bit_test(c->run_used, j) && i == j << c->order)
 		where = &c->handles[j];
