@@ -84,6 +84,11 @@ extern const struct codec_ops codec_none;
 #define CODEC_ZSTD_LEVEL 1
 
 /* @return the codec called name, or NULL. */
+/* A ZSTD_compress* result in codec_ops.compress's terms (the compressed
+ * length; 0 when it did not fit; -errno), for codec_zstd.c and the strong
+ * levels of codec_strong.c. */
+long codec_zstd_compress_result(size_t ret);
+
 const struct codec_ops *codec_find(const char *name);
 /* @return the codec with this id, or NULL. */
 const struct codec_ops *codec_by_id(uint8_t id);

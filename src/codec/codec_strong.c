@@ -8,7 +8,6 @@
 
 #include <lz4hc.h>
 #include <zstd.h>
-#include <zstd_errors.h>
 
 struct codec_strong {
 	uint8_t id;     /* CODEC_LZ4 or CODEC_ZSTD */
@@ -86,14 +85,5 @@ long codec_strong_compress(struct codec_strong *cs, const void *src, size_t len,
 		return LZ4_compress_HC_extStateHC(cs->lz4hc, src, dst, (int)len, (int)dst_cap,
 						  cs->level);
 	ret = ZSTD_compressCCtx(cs->zctx, dst, dst_cap, src, len, cs->level);
-	if (!ZSTD_isError(ret))
-		return (long)ret;
-	switch (ZSTD_getErrorCode(ret)) {
-	case ZSTD_error_dstSize_tooSmall:
-		return 0;
-	case ZSTD_error_memory_allocation:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
+	return codec_zstd_compress_result(ret);
 }

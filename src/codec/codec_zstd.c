@@ -113,6 +113,11 @@ static long codec_zstd_compress(const void *src, size_t len, void *dst, size_t d
 	if (err < 0)
 		return err;
 	ret = ZSTD_compressCCtx(cctx, dst, dst_cap, src, len, CODEC_ZSTD_LEVEL);
+	return codec_zstd_compress_result(ret);
+}
+
+long codec_zstd_compress_result(size_t ret)
+{
 	if (!ZSTD_isError(ret))
 		return (long)ret;
 	switch (ZSTD_getErrorCode(ret)) {
