@@ -31,6 +31,7 @@ static const struct run_flag run_flags[] = {
 	{ "--store-limit", "USWAP_STORE_LIMIT", true },
 	{ "--threads", "USWAP_THREADS", false },
 	{ "--min-map", "USWAP_MIN_MAP", true },
+	{ "--recompress", "USWAP_RECOMPRESS", false },
 };
 #define NFLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
 
@@ -57,6 +58,9 @@ void run_usage(FILE *f)
 		"                      at most 4) [USWAP_THREADS]\n"
 		"  --min-map SIZE      smallest mapping or malloc block managed, at least 4K\n"
 		"                      (default 1M) [USWAP_MIN_MAP]\n"
+		"  --recompress LEVEL  off (default), or the strong level the idle background\n"
+		"                      thread stores cold folios anew at: lz4 3 to 12, zstd 2\n"
+		"                      to 22; ram store only [USWAP_RECOMPRESS]\n"
 		"  -h, --help          this text\n"
 		"\n"
 		"SIZE is bytes with an optional K, M, G or T suffix.  While PROGRAM runs,\n"

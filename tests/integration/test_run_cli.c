@@ -82,6 +82,9 @@ static void test_bad_values_stop_before_the_program(void **state)
 	run_must_refuse(NULL, (const char *[]){ "--folio", "3K", NULL }, "3072");
 	run_must_refuse(NULL, (const char *[]){ "--threads", "0", NULL }, "\"0\"");
 	run_must_refuse(NULL, (const char *[]){ "--min-map", "100", NULL }, "\"100\"");
+	run_must_refuse(NULL, (const char *[]){ "--recompress", "99", NULL }, "level 99");
+	run_must_refuse(NULL, (const char *[]){ "--recompress", "9", "--store", "file:/tmp", NULL },
+			"recompress");
 	run_must_refuse(NULL, (const char *[]){ "--limit", "4K", NULL }, "4096");
 	run_must_refuse(NULL, (const char *[]){ "--frobnicate", NULL }, "--frobnicate");
 	run_must_refuse(NULL, (const char *[]){ "--limit", NULL }, "--limit \"--\"");
@@ -93,12 +96,13 @@ static void test_bad_values_stop_before_the_program(void **state)
 
 static void test_exit_status_and_output_pass_through(void **state)
 {
-	char *argv[] = { USWAP_BIN, "run", "--limit", "8M", "--codec", "zstd", "--",
-			 "sh",      "-c",  "echo managed-$USWAP_LIMIT-$USWAP_CODEC; exit 7", NULL };
+	char *argv[] = { USWAP_BIN, "run", "--limit", "8M", "--codec", "zstd", "--recompress", "15",
+			 "--", "sh", "-c",
+			 "echo managed-$USWAP_LIMIT-$USWAP_CODEC-$USWAP_RECOMPRESS; exit 7", NULL };
 
 	(void)state;
 	assert_int_equal(st_run(argv, out_path, 60), 7);
-	assert_true(st_file_has(out_path, "managed-8M-zstd"));
+	assert_true(st_file_has(out_path, "managed-8M-zstd-15"));
 }
 
 /* Start `sleep` under uswap run and wait for its counters to be served. */
