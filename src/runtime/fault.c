@@ -134,8 +134,10 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 	unsigned first = random ? page - (f << r->pt.folio_order) : 0;
 	unsigned n = random ? 1 : folio_pages(&r->pt);
 	uint32_t word = folio_word_load(&r->pt, f);
-	/* the budget counts the pages that come in (at most n) */
-	uint64_t before = folio_charge(&r->pt, f, word), ahead = n;
+	/* the budget counts the pages that come in: the faulting one, or
+	 * every page still out (the folio then counts whole) */
+	uint64_t before = folio_charge(&r->pt, f, word);
+	uint64_t ahead = random ? 1 : folio_pages(&r->pt) - before;
 	char *at;
 	int rc;
 
