@@ -154,21 +154,28 @@ static bool mapper_gone(const struct shared_header *h)
 
 /*
  * Folio f has been locked with no owner named for OWNERLESS_STALE_NS.  The
- * lock and the name are two stores: a process killed between them (or
- * between the two steps of unlocking) leaves the folio locked by nobody.
- * A live process passes between the stores in nanoseconds; so when a
- * mapper is gone and the folio stayed ownerless this long, take it over as
- * from a dead owner.  (Wrong only if a live process were stopped exactly
- * there for seconds while another mapper died: accepted, and said in
- * docs/ARCHITECTURE.md.)
+ * lock bit (in the folio's word, which has no room for a pid) and the name
+ * are two stores: a process killed between them (or between the two steps
+ * of unlocking) leaves the folio locked by nobody.  A live process passes
+ * between the stores in nanoseconds; so when a mapper has died (one of the
+ * table is gone now, or one was found dead and dropped before: the folio
+ * may have been left so long ago) and the folio stayed ownerless this
+ * long, take it over as from a dead owner.  (Wrong only if a live process
+ * were stopped exactly there for seconds in a region where a mapper died:
+ * accepted, and said in docs/ARCHITECTURE.md.)
  */
 #define OWNERLESS_STALE_NS (5ull * 1000000000)
+
+static bool mapper_ever_died(const struct shared_header *h)
+{
+	return __atomic_load_n(&h->mapper_deaths, __ATOMIC_ACQUIRE) || mapper_gone(h);
+}
 
 static bool folio_take_over_ownerless(struct uswap *u, struct region *r, uint32_t f)
 {
 	uint32_t *owner = &meta_owner(r->sh->hdr)[f], none = 0;
 
-	if (!(folio_word_load(&r->pt, f) & FOLIO_LOCKED) || !mapper_gone(r->sh->hdr) ||
+	if (!(folio_word_load(&r->pt, f) & FOLIO_LOCKED) || !mapper_ever_died(r->sh->hdr) ||
 	    !__atomic_compare_exchange_n(owner, &none, (uint32_t)getpid(), false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_RELAXED))
 		return false;
@@ -209,35 +216,49 @@ uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 }
 
 
+/* The mapper table's lock: the word is its holder's pid (see shared.h).
+ * A process holds it for a few system calls only; a waiter that wakes to
+ * find the holder dead takes it over in one compare-and-swap. */
+#define TABLE_WAITERS 0x80000000u
+
 static void table_lock(struct uswap *u, struct shared_header *h)
 {
-	uint32_t c = 0;
+	uint32_t me = (uint32_t)getpid(), waited = 0,
+		 w = __atomic_load_n(&h->table_lock, __ATOMIC_RELAXED);
 
-	if (__atomic_compare_exchange_n(&h->table_lock, &c, 1, false, __ATOMIC_ACQUIRE,
-					__ATOMIC_RELAXED))
-		goto owned;
-	while (__atomic_exchange_n(&h->table_lock, 2, __ATOMIC_ACQUIRE) != 0) {
-		uint32_t dead;
+	for (;;) {
+		uint32_t holder;
 
-		if (os_futex_wait_shared(&h->table_lock, 2, SHARED_POLL_NS))
+		/* once we slept, others may sleep too: keep the bit for our unlock */
+		if (!w) {
+			if (__atomic_compare_exchange_n(&h->table_lock, &w, me | waited, false,
+							__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+				return;
 			continue;
-		waiting_absorb(u);
-		/* a holder that died (mid-eviction, at exit): the table itself is
-		 * never left half-changed, take the lock over */
-		dead = __atomic_load_n(&h->table_owner, __ATOMIC_ACQUIRE);
-		if (dead && os_process_gone((int)dead) &&
-		    __atomic_compare_exchange_n(&h->table_owner, &dead, (uint32_t)getpid(), false,
-						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-			break;
+		}
+		if (!(w & TABLE_WAITERS) &&
+		    !__atomic_compare_exchange_n(&h->table_lock, &w, w | TABLE_WAITERS, false,
+						 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			continue;
+		w |= TABLE_WAITERS;
+		waited = TABLE_WAITERS;
+		if (!os_futex_wait_shared(&h->table_lock, w, SHARED_POLL_NS)) {
+			waiting_absorb(u);
+			holder = w & ~TABLE_WAITERS;
+			/* the table itself is never left half-changed: a holder that
+			 * died (mid-eviction, at exit) only leaves the lock behind */
+			if (os_process_gone((int)holder) &&
+			    __atomic_compare_exchange_n(&h->table_lock, &w, me | TABLE_WAITERS, false,
+							__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+				return;
+		}
+		w = __atomic_load_n(&h->table_lock, __ATOMIC_RELAXED);
 	}
-owned:
-	__atomic_store_n(&h->table_owner, (uint32_t)getpid(), __ATOMIC_RELEASE);
 }
 
 static void table_unlock(struct shared_header *h)
 {
-	__atomic_store_n(&h->table_owner, 0, __ATOMIC_RELEASE);
-	if (__atomic_exchange_n(&h->table_lock, 0, __ATOMIC_RELEASE) == 2)
+	if (__atomic_exchange_n(&h->table_lock, 0, __ATOMIC_RELEASE) & TABLE_WAITERS)
 		os_futex_wake_shared(&h->table_lock);
 }
 
@@ -274,6 +295,7 @@ static void mapper_dead(struct shared_region *sh, int i)
 {
 	peer_forget(sh, i);
 	sh->hdr->mapper[i].pid = 0;
+	__atomic_add_fetch(&sh->hdr->mapper_deaths, 1, __ATOMIC_RELEASE);
 }
 
 /* The userfaultfd of mapper i, usable here.  @return the fd; -ESRCH or

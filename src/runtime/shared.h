@@ -47,7 +47,7 @@
 #include "instance.h"
 
 #define SHARED_MAGIC 0x5253504157535355ull /* "USSWAPSR" */
-#define SHARED_VERSION 2u
+#define SHARED_VERSION 3u
 #define SHARED_MAPPERS_MAX 64
 
 /* One process that maps the region, as every mapper sees it. */
@@ -66,8 +66,11 @@ struct shared_header {
 	uint64_t len;         /* bytes of the data part, whole folios */
 	uint64_t meta_len;    /* bytes of the meta part (page multiple) */
 	uint64_t window;      /* bytes of one folio's window in the store part */
-	uint32_t table_lock;  /* 0 free, 1 held, 2 held with waiters */
-	uint32_t table_owner; /* pid holding table_lock (0 while it changes hands) */
+	/* 0 free, else the pid of the process holding it (| TABLE_WAITERS):
+	 * taking the lock names its holder in the same store, so a holder
+	 * that dies can always be recognised and the lock taken over */
+	uint32_t table_lock;
+	uint32_t mapper_deaths; /* mappers found dead so far (see shared_folio_lock) */
 	uint32_t pending_forks; /* forks whose child is not in the table yet */
 	uint64_t pending_since; /* os_now_ns() of the last of them */
 	uint64_t resident;    /* resident folios, atomic */
