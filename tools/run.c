@@ -32,6 +32,9 @@ static const struct run_flag run_flags[] = {
 	{ "--threads", "USWAP_THREADS", false },
 	{ "--min-map", "USWAP_MIN_MAP", true },
 	{ "--recompress", "USWAP_RECOMPRESS", false },
+	{ "--pin", "USWAP_PIN", false },
+	{ "--swapcache", "USWAP_SWAPCACHE", false },
+	{ "--adapt", "USWAP_ADAPT", false },
 };
 #define NFLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
 
@@ -61,6 +64,11 @@ void run_usage(FILE *f)
 		"  --recompress LEVEL  off (default), or the strong level the idle background\n"
 		"                      thread stores cold folios anew at: lz4 3 to 12, zstd 2\n"
 		"                      to 22; ram store only [USWAP_RECOMPRESS]\n"
+		"  --pin 0|1           pin each fault handler to a CPU (default 1) [USWAP_PIN]\n"
+		"  --swapcache 0|1     keep a swapped-in folio's stored copy while it stays\n"
+		"                      clean (default 1) [USWAP_SWAPCACHE]\n"
+		"  --adapt 0|1         when a region's faults look random, bring in only the\n"
+		"                      faulting page (default 1) [USWAP_ADAPT]\n"
 		"  -h, --help          this text\n"
 		"\n"
 		"SIZE is bytes with an optional K, M, G or T suffix.  While PROGRAM runs,\n"

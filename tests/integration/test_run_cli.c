@@ -85,6 +85,9 @@ static void test_bad_values_stop_before_the_program(void **state)
 	run_must_refuse(NULL, (const char *[]){ "--recompress", "99", NULL }, "level 99");
 	run_must_refuse(NULL, (const char *[]){ "--recompress", "9", "--store", "file:/tmp", NULL },
 			"recompress");
+	run_must_refuse(NULL, (const char *[]){ "--pin", "2", NULL }, "USWAP_PIN \"2\"");
+	run_must_refuse(NULL, (const char *[]){ "--swapcache=yes", NULL }, "\"yes\"");
+	run_must_refuse(NULL, (const char *[]){ "--adapt", "-1", NULL }, "\"-1\"");
 	run_must_refuse(NULL, (const char *[]){ "--limit", "4K", NULL }, "4096");
 	run_must_refuse(NULL, (const char *[]){ "--frobnicate", NULL }, "--frobnicate");
 	run_must_refuse(NULL, (const char *[]){ "--limit", NULL }, "--limit \"--\"");
@@ -97,12 +100,13 @@ static void test_bad_values_stop_before_the_program(void **state)
 static void test_exit_status_and_output_pass_through(void **state)
 {
 	char *argv[] = { USWAP_BIN, "run", "--limit", "8M", "--codec", "zstd", "--recompress", "15",
-			 "--", "sh", "-c",
-			 "echo managed-$USWAP_LIMIT-$USWAP_CODEC-$USWAP_RECOMPRESS; exit 7", NULL };
+			 "--pin", "0", "--swapcache=0", "--adapt", "0", "--", "sh", "-c",
+			 "echo managed-$USWAP_LIMIT-$USWAP_CODEC-$USWAP_RECOMPRESS-$USWAP_PIN"
+			 "-$USWAP_SWAPCACHE-$USWAP_ADAPT; exit 7", NULL };
 
 	(void)state;
 	assert_int_equal(st_run(argv, out_path, 60), 7);
-	assert_true(st_file_has(out_path, "managed-8M-zstd-15"));
+	assert_true(st_file_has(out_path, "managed-8M-zstd-15-0-0-0"));
 }
 
 /* Start `sleep` under uswap run and wait for its counters to be served. */
