@@ -89,6 +89,8 @@ struct phase_result {
 	uint64_t faults, majflt; /* kernel: page faults, major ones (from the swap);
 				    uswap: its faults, those not first touch */
 	uint64_t handler_ns;     /* uswap: time its handlers spent on them */
+	uint64_t reclaim_direct, reclaim_background; /* uswap: evictions on the fault
+							path, by the reclaimer */
 };
 
 struct mem_snapshot {
@@ -205,6 +207,14 @@ static size_t gcd(size_t a, size_t b)
 	return a;
 }
 
+/* uswap's evictions so far: out[0] on the fault path, out[1] by the
+ * reclaimer (zeros for the kernel). */
+static void reclaims_now(struct run *r, uint64_t out[2])
+{
+	out[0] = r->u ? stat_of(r->u, "reclaim_direct") : 0;
+	out[1] = r->u ? stat_of(r->u, "reclaim_background") : 0;
+}
+
 static void faults_now(struct run *r, uint64_t *faults, uint64_t *majflt, uint64_t *ns)
 {
 	struct rusage ru;
@@ -308,19 +318,23 @@ static void mem_print(const struct run *r, const char *name, const struct mem_sn
  * and its own faults on fd. */
 static void fork_child(struct run *r, int fd)
 {
-	uint64_t out[4] = { 0 }, f0, mj0, ns0;
+	uint64_t out[6] = { 0 }, f0, mj0, ns0, rc0[2];
 	size_t p;
 
 	/* the child's own faults: its rusage starts at zero, its copy of
 	 * uswap's counters at the parent's values */
 	faults_now(r, &f0, &mj0, &ns0);
+	reclaims_now(r, rc0);
 	for (p = 0; p < r->m.pages; p++)
 		page_read(r, p);
 	out[0] = r->wrong;
 	faults_now(r, &out[1], &out[2], &out[3]);
+	reclaims_now(r, &out[4]);
 	out[1] -= f0;
 	out[2] -= mj0;
 	out[3] -= ns0;
+	out[4] -= rc0[0];
+	out[5] -= rc0[1];
 	if (write(fd, out, sizeof(out)) != (ssize_t)sizeof(out))
 		_exit(3);
 	_exit(0);
@@ -328,7 +342,7 @@ static void fork_child(struct run *r, int fd)
 
 static int phase_fork(struct run *r, struct phase_result *res)
 {
-	uint64_t after[4];
+	uint64_t after[6];
 	int pfd[2], status;
 	pid_t pid;
 
@@ -360,6 +374,8 @@ static int phase_fork(struct run *r, struct phase_result *res)
 	res->faults = after[1];
 	res->majflt = after[2];
 	res->handler_ns = after[3];
+	res->reclaim_direct = after[4];
+	res->reclaim_background = after[5];
 	return 0;
 }
 
@@ -375,7 +391,7 @@ static int phase_run(struct run *r, enum phase ph)
 	struct phase_result *res = &r->ph[ph];
 	size_t pages = r->m.pages, n = pages / 4, i, mult = 2654435761u;
 	uint64_t rng = (r->o.seed + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)ph << 32);
-	uint64_t f0, mj0, ns0, f1, mj1, ns1;
+	uint64_t f0, mj0, ns0, f1, mj1, ns1, rc0[2], rc1[2];
 	double t0;
 	int rc = 0;
 
@@ -383,6 +399,7 @@ static int phase_run(struct run *r, enum phase ph)
 		mult += 2;
 	res->ran = 1;
 	faults_now(r, &f0, &mj0, &ns0);
+	reclaims_now(r, rc0);
 	t0 = now_s();
 	switch (ph) {
 	case PH_FILL:
@@ -435,6 +452,9 @@ static int phase_run(struct run *r, enum phase ph)
 		res->faults = f1 - f0;
 		res->majflt = mj1 - mj0;
 		res->handler_ns = ns1 - ns0;
+		reclaims_now(r, rc1);
+		res->reclaim_direct = rc1[0] - rc0[0];
+		res->reclaim_background = rc1[1] - rc0[1];
 	}
 	model_refresh(&r->m);
 	return rc;
@@ -609,10 +629,12 @@ static void print_result(const struct run *r)
 			continue;
 		printf("%s\"%s\": {\"accesses\": %" PRIu64 ", \"seconds\": %.6f, "
 		       "\"us_per_access\": %.4f, \"faults\": %" PRIu64 ", \"majflt\": %" PRIu64
-		       ", \"handler_us_per_fault\": %.2f}",
+		       ", \"handler_us_per_fault\": %.2f, \"reclaim_direct\": %" PRIu64
+		       ", \"reclaim_background\": %" PRIu64 "}",
 		       first ? "" : ", ", phase_names[ph], p->accesses, p->seconds,
 		       p->accesses ? p->seconds * 1e6 / (double)p->accesses : 0.0, p->faults,
-		       p->majflt, p->faults ? (double)p->handler_ns / 1e3 / (double)p->faults : 0.0);
+		       p->majflt, p->faults ? (double)p->handler_ns / 1e3 / (double)p->faults : 0.0,
+		       p->reclaim_direct, p->reclaim_background);
 		first = 0;
 	}
 	printf("}, \"memory\": {");

@@ -198,7 +198,10 @@ void budget_enforce(struct uswap *u, struct folio_ctx *c)
 	if (budget_resident(u) > u->high_wm)
 		os_eventfd_signal(u->kick_fd);
 	while (budget_resident(u) > u->max_pages) {
-		int rc = reclaim_one(u, c, CTR_reclaim_direct);
+		/* readahead charges on the reclaimer's own thread: not the
+		 * fault path */
+		int rc = reclaim_one(u, c, c == &u->reclaim_ctx ? CTR_reclaim_background
+							     : CTR_reclaim_direct);
 
 		if (rc) {
 			overshoot_report(u, rc);
