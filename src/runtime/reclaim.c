@@ -176,7 +176,8 @@ static void overshoot_report(struct uswap *u, int why)
 			"nothing is dropped (see the limit_overshoot_bytes counter)\n",
 			u->p.limit,
 			why == -ENOSPC ? "the store is full (store_limit reached)"
-				       : "nothing can be evicted (pinned or busy)");
+				       : "nothing can be evicted now (its folios are pinned, locked, or "
+					  "shared copy-on-write with another process since a fork)");
 }
 
 uint64_t budget_resident(struct uswap *u)
