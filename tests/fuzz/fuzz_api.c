@@ -9,7 +9,8 @@
  * are pinned.  It knows nothing of how uswap swaps them in: whole folios,
  * or single pages when a region's faults look random (adaptive swap-in,
  * off in some inputs), are the same bytes to it; scattered reads (op 9)
- * make random faults likely.  uswap_pagemap is checked against the fake
+ * make random faults likely.  Idle recompression (on in some inputs) stores
+ * folios anew between the calls (op 7): the same bytes again.  uswap_pagemap is checked against the fake
  * kernel's page presence, not against the page table it is read from.  After every call: each return value is the one the model
  * expects (a refusal with a message), and every invariant holds (folio
  * states vs page presence, page entries vs slot map vs store, resident
@@ -431,10 +432,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.store_limit = 64 << 10;
 	if ((b / 36) % 2)
 		cfg.flags |= USWAP_CFG_NO_ADAPT;
+	if ((b / 72) % 2 && strcmp(cfg.codec, "none"))
+		cfg.recompress = 3; /* LZ4HC 3 or zstd 3: strong, yet fast enough */
 	if (uswap_open(&cfg, &x.u))
 		fail("uswap_open", 0, 0);
 	handlers_stop(x.u); /* this thread serves the faults */
 	reclaimer_stop(x.u);
+	/* the threads are gone: this one plays their part (op 7), and
+	 * readahead and recompression give up while "stopping" is set */
+	x.u->stopping = 0;
 	x.u->high_wm = x.u->low_wm = x.u->max_pages; /* direct reclaim only */
 	x.ctx = folio_ctx_get(x.u);
 	x.shard = regions_api_shard(x.u);
@@ -457,8 +463,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 5: op_advise(&x); break;
 		case 6: op_stat(&x); break;
 		case 7: {
-			int rc = reclaim_one(x.u, x.ctx, CTR_reclaim_background);
+			int rc;
 
+			if (cfg.recompress && next(&x) % 2) {
+				/* what the background thread does: readahead
+				 * asked for first (recompression yields to it),
+				 * then recompression */
+				readahead_run(x.u, x.ctx, x.shard);
+				recompress_run(x.u, x.ctx, x.shard);
+				break;
+			}
+			rc = reclaim_one(x.u, x.ctx, CTR_reclaim_background);
 			if (rc && rc != -EAGAIN && rc != -ENOSPC)
 				fail("reclaim_one", rc, 0);
 			break;
@@ -485,14 +500,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("stored objects left after every unmap", (long)v, 0);
 	if (getenv("FUZZ_API_STATS")) {
 		/* which paths an input reached (to check that seeds do) */
-		uint64_t in = 0, out = 0, lazy = 0;
+		uint64_t in = 0, out = 0, lazy = 0, recomp = 0, kept = 0;
 
 		uswap_stat(x.u, "swapin_partial", &in);
 		uswap_stat(x.u, "swapout_partial", &out);
 		uswap_stat(x.u, "lazyfree_discard", &lazy);
+		uswap_stat(x.u, "recompress_folios", &recomp);
+		uswap_stat(x.u, "recompress_kept", &kept);
 		fprintf(stderr, "fuzz_api: swapin_partial %llu swapout_partial %llu "
-				"lazyfree_discard %llu\n", (unsigned long long)in,
-			(unsigned long long)out, (unsigned long long)lazy);
+				"lazyfree_discard %llu recompress_folios %llu recompress_kept %llu\n",
+			(unsigned long long)in, (unsigned long long)out, (unsigned long long)lazy,
+			(unsigned long long)recomp, (unsigned long long)kept);
 	}
 	folio_ctx_put(x.u, x.ctx);
 	uswap_close(x.u);

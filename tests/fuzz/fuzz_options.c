@@ -10,7 +10,8 @@
  *  - USWAP_* variables set to the strings: options_from_env either fills
  *    the config or refuses with a message that names the variable.
  *  - options_resolve on a config made of the strings: accepted values are
- *    in their documented ranges, refusals have a message.
+ *    in their documented ranges (recompression levels per codec, the ram
+ *    store only), refusals have a message.
  *  - store_find: a store is found only by its name, before any colon.
  *  - redis_uri_parse (redis:// and rediss://, no network): an accepted URI
  *    has 1 to 16 servers with ports 1 to 65535, a timeout in range, TLS
@@ -86,6 +87,7 @@ static void check_size(const char *s)
 static const char *const env_names[] = {
 	"USWAP_LIMIT", "USWAP_FOLIO", "USWAP_STORE_LIMIT", "USWAP_THREADS",
 	"USWAP_PIN",   "USWAP_SWAPCACHE", "USWAP_CODEC", "USWAP_STORE",
+	"USWAP_ADAPT", "USWAP_RECOMPRESS",
 };
 #define NENV (sizeof(env_names) / sizeof(env_names[0]))
 
@@ -108,8 +110,12 @@ static void check_env(char **str, unsigned n)
 	if (rc == 0) {
 		if (cfg.threads > 64)
 			fail("USWAP_THREADS accepted out of range", n > 3 ? str[3] : "");
-		if (cfg.flags & ~(USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE))
+		if (cfg.flags & ~(USWAP_CFG_NO_PIN | USWAP_CFG_NO_SWAPCACHE | USWAP_CFG_NO_ADAPT))
 			fail("unknown flags from the environment", "");
+		/* a level is checked against the codec by options_resolve;
+		 * here only: off, or a number of at most two digits */
+		if (cfg.recompress > 99)
+			fail("USWAP_RECOMPRESS accepted out of range", n > 9 ? str[9] : "");
 	}
 	for (i = 0; i < NENV; i++)
 		unsetenv(env_names[i]);
@@ -127,7 +133,8 @@ static void check_resolve(const uint8_t *data, size_t size, char **str, unsigned
 	cfg.folio_size = (size_t)(w[1] & 1 ? w[1] >> 1 : 4096ull << (w[1] >> 1) % 12);
 	cfg.store_limit = (size_t)w[2];
 	cfg.threads = (unsigned)(w[3] % 80);
-	cfg.flags = (unsigned)(w[3] >> 32) & 0x7;
+	cfg.flags = (unsigned)(w[3] >> 32) & 0xf;
+	cfg.recompress = (unsigned)(w[3] >> 40) % 32 * ((w[3] >> 45) % 4 == 0); /* mostly off */
 	cfg.codec = n > 0 && str[0][0] != '\x01' ? str[0] : NULL;
 	cfg.store = n > 1 && str[1][0] != '\x01' ? str[1] : NULL;
 	rc = options_resolve(&cfg, &p);
@@ -146,6 +153,19 @@ static void check_resolve(const uint8_t *data, size_t size, char **str, unsigned
 		fail("a resolved config without codec, store or threads in range", "");
 	if (cfg.codec && strcmp(cfg.codec, p.codec->name))
 		fail("a codec resolved under another name", cfg.codec);
+	if (p.recompress) {
+		/* the documented levels: lz4 3 to 12, zstd 2 to 22, ram store */
+		unsigned lo = !strcmp(p.codec->name, "lz4") ? 3 : 2,
+			 hi = !strcmp(p.codec->name, "lz4") ? 12 : 22;
+
+		if (strcmp(p.codec->name, "lz4") && strcmp(p.codec->name, "zstd"))
+			fail("recompression accepted with a codec that has no strong level",
+			     p.codec->name);
+		if (p.recompress < lo || p.recompress > hi)
+			fail("a recompression level out of the codec's range accepted", p.codec->name);
+		if (strcmp(p.store_ops->name, "ram"))
+			fail("recompression accepted with a store other than ram", p.store_ops->name);
+	}
 }
 
 static void check_store_uri(const char *uri)

@@ -90,6 +90,10 @@ static void options_seeds(void)
 		"1T\nlz5\nredis:host\n0\n2\n-1\n3K\nfile:/tmp",
 		"18446744073709551615\n\n:\n65\nx\n\n12B\n",
 		"4096B\n9999999999999999999999K\nram:x\n007\n",
+		/* as USWAP_* variables, in fuzz_options' order: ... ADAPT, RECOMPRESS */
+		"256M\n64K\n0\n2\n1\n1\nzstd\nram\n0\n15",
+		"0\n16K\n1G\n1\n0\n0\nlz4\nfile:/tmp\n1\n9",
+		"8M\n64K\n\n\n\n\nnone\nram\n2\n99x",
 		/* redis URIs: the fuzz target parses each line as redis and rediss */
 		("//u:pw@h:1,[::1]:6379?timeout=5&ca=/c&cert=/x&key=/y\n//h:1?ca=\n//:p@h:65535?key=k"
 		 "\n//h:0?timeout=600001&timeout=1\nrediss://h:1?ca=/etc/ssl/ca.pem\n//h:2?cert=a&sni=b"),
@@ -106,7 +110,8 @@ static void api_seeds(void)
 	 * value), 4 read (slot, page), 5 advise (slot, advice, first, n,
 	 * outside), 6 stat (i), 7 reclaim, 8 drop (slot, page, n), 1 unmap
 	 * (slot, bogus), 9 scattered reads (slot, count, stride, first);
-	 * config byte / 36 odd: adaptive swap-in off */
+	 * config byte / 36 odd: adaptive swap-in off; / 72 odd: idle
+	 * recompression on, and op 7 takes a byte: odd recompresses */
 	static const uint8_t seq1[] = {
 		9,  4,  0,  0, 1,  40, 2, 0, 3, 7,  2, 0, 17, 3,  2, 0, 30, 2,
 		5,  0,  1,  0, 40, 1,  4, 0, 3, 4,  0, 17, 5, 0, 3, 0, 4, 1,
@@ -136,7 +141,22 @@ static void api_seeds(void)
 		9, 0, 7, 3, 11, 5, 0, 1, 0, 48, 1, 9, 0, 7, 9, 4,
 	};
 
+	/* seq4's pattern with idle recompression (config 73: 16 KiB folios,
+	 * lz4, recompression at LZ4HC 3): folios stored whole and in parts
+	 * are stored anew between page-outs, reads, drops and lazy frees */
+	static const uint8_t seq5[] = {
+		73, 0, 0, 1, 47,
+		2, 0, 0, 3, 2, 0, 5, 7, 2, 0, 10, 9, 2, 0, 15, 11, 2, 0, 20, 13, 2, 0, 25, 15,
+		2, 0, 30, 17, 2, 0, 35, 19, 2, 0, 40, 21, 2, 0, 45, 23, 2, 0, 47, 25,
+		5, 0, 1, 0, 48, 1, 7, 1, 7, 1, 7, 1,
+		9, 0, 7, 3, 1, 9, 0, 7, 5, 2, 7, 1, 4, 0, 5,
+		5, 0, 1, 0, 48, 1, 7, 1, 7, 1, 9, 0, 7, 1, 30,
+		5, 0, 5, 20, 6, 1, 8, 0, 26, 3, 7, 1, 7, 0, 7, 1,
+		2, 0, 11, 77, 5, 0, 1, 0, 48, 1, 7, 1, 7, 1, 9, 0, 7, 9, 4,
+	};
+
 	put("api", 0, seq1, sizeof(seq1));
+	put("api", 4, seq5, sizeof(seq5));
 	put("api", 3, seq4, sizeof(seq4));
 	put("api", 1, seq2, sizeof(seq2));
 	put("api", 2, seq3, sizeof(seq3));
