@@ -89,9 +89,14 @@ struct phase_result {
 	uint64_t faults, majflt; /* kernel: page faults, major ones (from the swap);
 				    uswap: its faults, those not first touch */
 	uint64_t handler_ns;     /* uswap: time its handlers spent on them */
-	uint64_t reclaim_direct, reclaim_background; /* uswap: evictions on the fault
-							path, by the reclaimer */
+	uint64_t ctr[4];         /* uswap: phase_counters, during the phase */
 };
+
+/* uswap's counters reported per phase: evictions on the fault path and by
+ * the background thread, folios read ahead, and faults that found their
+ * folio already resident (most often: met readahead in progress). */
+static const char *const phase_counters[4] = { "reclaim_direct", "reclaim_background",
+					       "readahead_folios", "faults_stale" };
 
 struct mem_snapshot {
 	int ok;
@@ -207,12 +212,11 @@ static size_t gcd(size_t a, size_t b)
 	return a;
 }
 
-/* uswap's evictions so far: out[0] on the fault path, out[1] by the
- * reclaimer (zeros for the kernel). */
-static void reclaims_now(struct run *r, uint64_t out[2])
+/* phase_counters now (zeros for the kernel). */
+static void counters_now(struct run *r, uint64_t out[4])
 {
-	out[0] = r->u ? stat_of(r->u, "reclaim_direct") : 0;
-	out[1] = r->u ? stat_of(r->u, "reclaim_background") : 0;
+	for (int i = 0; i < 4; i++)
+		out[i] = r->u ? stat_of(r->u, phase_counters[i]) : 0;
 }
 
 static void faults_now(struct run *r, uint64_t *faults, uint64_t *majflt, uint64_t *ns)
@@ -318,23 +322,23 @@ static void mem_print(const struct run *r, const char *name, const struct mem_sn
  * and its own faults on fd. */
 static void fork_child(struct run *r, int fd)
 {
-	uint64_t out[6] = { 0 }, f0, mj0, ns0, rc0[2];
+	uint64_t out[8] = { 0 }, f0, mj0, ns0, c0[4];
 	size_t p;
 
 	/* the child's own faults: its rusage starts at zero, its copy of
 	 * uswap's counters at the parent's values */
 	faults_now(r, &f0, &mj0, &ns0);
-	reclaims_now(r, rc0);
+	counters_now(r, c0);
 	for (p = 0; p < r->m.pages; p++)
 		page_read(r, p);
 	out[0] = r->wrong;
 	faults_now(r, &out[1], &out[2], &out[3]);
-	reclaims_now(r, &out[4]);
+	counters_now(r, &out[4]);
 	out[1] -= f0;
 	out[2] -= mj0;
 	out[3] -= ns0;
-	out[4] -= rc0[0];
-	out[5] -= rc0[1];
+	for (int i = 0; i < 4; i++)
+		out[4 + i] -= c0[i];
 	if (write(fd, out, sizeof(out)) != (ssize_t)sizeof(out))
 		_exit(3);
 	_exit(0);
@@ -342,7 +346,7 @@ static void fork_child(struct run *r, int fd)
 
 static int phase_fork(struct run *r, struct phase_result *res)
 {
-	uint64_t after[6];
+	uint64_t after[8];
 	int pfd[2], status;
 	pid_t pid;
 
@@ -374,8 +378,7 @@ static int phase_fork(struct run *r, struct phase_result *res)
 	res->faults = after[1];
 	res->majflt = after[2];
 	res->handler_ns = after[3];
-	res->reclaim_direct = after[4];
-	res->reclaim_background = after[5];
+	memcpy(res->ctr, &after[4], sizeof(res->ctr));
 	return 0;
 }
 
@@ -391,7 +394,7 @@ static int phase_run(struct run *r, enum phase ph)
 	struct phase_result *res = &r->ph[ph];
 	size_t pages = r->m.pages, n = pages / 4, i, mult = 2654435761u;
 	uint64_t rng = (r->o.seed + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)ph << 32);
-	uint64_t f0, mj0, ns0, f1, mj1, ns1, rc0[2], rc1[2];
+	uint64_t f0, mj0, ns0, f1, mj1, ns1, c0[4], c1[4];
 	double t0;
 	int rc = 0;
 
@@ -399,7 +402,7 @@ static int phase_run(struct run *r, enum phase ph)
 		mult += 2;
 	res->ran = 1;
 	faults_now(r, &f0, &mj0, &ns0);
-	reclaims_now(r, rc0);
+	counters_now(r, c0);
 	t0 = now_s();
 	switch (ph) {
 	case PH_FILL:
@@ -452,9 +455,9 @@ static int phase_run(struct run *r, enum phase ph)
 		res->faults = f1 - f0;
 		res->majflt = mj1 - mj0;
 		res->handler_ns = ns1 - ns0;
-		reclaims_now(r, rc1);
-		res->reclaim_direct = rc1[0] - rc0[0];
-		res->reclaim_background = rc1[1] - rc0[1];
+		counters_now(r, c1);
+		for (int i = 0; i < 4; i++)
+			res->ctr[i] = c1[i] - c0[i];
 	}
 	model_refresh(&r->m);
 	return rc;
@@ -629,12 +632,13 @@ static void print_result(const struct run *r)
 			continue;
 		printf("%s\"%s\": {\"accesses\": %" PRIu64 ", \"seconds\": %.6f, "
 		       "\"us_per_access\": %.4f, \"faults\": %" PRIu64 ", \"majflt\": %" PRIu64
-		       ", \"handler_us_per_fault\": %.2f, \"reclaim_direct\": %" PRIu64
-		       ", \"reclaim_background\": %" PRIu64 "}",
+		       ", \"handler_us_per_fault\": %.2f",
 		       first ? "" : ", ", phase_names[ph], p->accesses, p->seconds,
 		       p->accesses ? p->seconds * 1e6 / (double)p->accesses : 0.0, p->faults,
-		       p->majflt, p->faults ? (double)p->handler_ns / 1e3 / (double)p->faults : 0.0,
-		       p->reclaim_direct, p->reclaim_background);
+		       p->majflt, p->faults ? (double)p->handler_ns / 1e3 / (double)p->faults : 0.0);
+		for (int i = 0; i < 4; i++)
+			printf(", \"%s\": %" PRIu64, phase_counters[i], p->ctr[i]);
+		printf("}");
 		first = 0;
 	}
 	printf("}, \"memory\": {");
