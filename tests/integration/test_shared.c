@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/pagetable.h"
+#include "os/os.h"
 #include "runtime/shared.h"
 #include "testlib.h"
 #include "uswap.h"
@@ -605,6 +606,71 @@ static void test_dead_lock_holders_taken_over(void **state)
 	munmap(shadow, len);
 }
 
+/* A process whose main thread has exited (pthread_exit; or the first of
+ * its threads a SIGKILL ended) reads as a zombie in /proc/PID/stat while
+ * its other threads run on: it must not be taken for gone, or a waiter
+ * would take over a lock one of those threads still holds. */
+static void *blocked_reader(void *arg)
+{
+	char c;
+
+	return (void *)(intptr_t)read(*(int *)arg, &c, 1);
+}
+
+static bool proc_state_zombie(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+static void test_process_gone_means_every_thread(void **state)
+{
+	static int go[2];
+	siginfo_t si;
+	pid_t pid;
+	int i, st;
+
+	(void)state;
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		pthread_t t;
+
+		close(go[1]);
+		if (pthread_create(&t, NULL, blocked_reader, &go[0]))
+			_exit(2);
+		pthread_exit(NULL);
+	}
+	close(go[0]);
+	/* the main thread has gone: what /proc/PID/stat shows (not vacuous) */
+	for (i = 0; i < 5000 && !proc_state_zombie(pid); i++)
+		usleep(1000);
+	assert_true(proc_state_zombie(pid));
+	assert_false(os_process_gone(pid));
+	/* its last thread ends: gone, as a zombie and once reaped */
+	close(go[1]);
+	memset(&si, 0, sizeof(si));
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	assert_true(os_process_gone(pid));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(os_process_gone(pid));
+	assert_false(os_process_gone(getpid()));
+}
+
 /* ---- the budget: shared folios are reclaimed ---- */
 
 static void test_budget_reclaims_shared(void **state)
@@ -733,6 +799,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_budget_reclaims_shared),
 		cmocka_unit_test(test_mapper_killed_mid_eviction),
 		cmocka_unit_test(test_dead_lock_holders_taken_over),
+		cmocka_unit_test(test_process_gone_means_every_thread),
 		cmocka_unit_test(test_syscalls_on_swapped_out),
 	};
 
