@@ -189,7 +189,8 @@ int os_fd_take(int pid, int fd);
  * wait: sleep while *word == val, at most timeout_ns; @return true when
  * woken (or the word changed), false on timeout. */
 bool os_futex_wait_shared(uint32_t *word, uint32_t val, uint64_t timeout_ns);
-/* Has process pid exited (gone, or a zombie)? */
+/* Has every thread of process pid exited (gone, or a zombie whose threads
+ * all exited)? */
 bool os_process_gone(int pid);
 void os_futex_wake_shared(uint32_t *word);
 

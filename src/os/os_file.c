@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,7 +124,8 @@ int os_fd_take(int pid, int fd)
 	return got;
 }
 
-bool os_process_gone(int pid)
+/* The /proc answer, for kernels without pidfd_open: gone, or a zombie. */
+static bool process_gone_proc(int pid)
 {
 	char path[64], buf[256], *p;
 	ssize_t n;
@@ -141,6 +143,34 @@ bool os_process_gone(int pid)
 	/* "pid (comm) S ...": the state follows the last ')' */
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/*
+ * Every thread of process pid has exited.  Not "/proc/PID/stat says Z":
+ * that is the state of the main thread alone, a zombie as soon as it
+ * returns from pthread_exit (or is the first to die of a SIGKILL) while
+ * the other threads run on (a reclaimer mid-eviction, a write still in a
+ * system call).  A pidfd polls readable only once the whole thread group
+ * has exited (Linux 5.3; shared regions need 6.1).
+ */
+bool os_process_gone(int pid)
+{
+	struct pollfd p = { .events = POLLIN };
+	int n;
+
+	if (pid <= 0)
+		return false;
+	p.fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p.fd < 0) {
+		if (errno == ESRCH || errno == EINVAL)
+			return true; /* reaped (EINVAL: the number is another's thread now) */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+			return false; /* ask again later */
+		return process_gone_proc(pid); /* ENOSYS, a seccomp filter's EPERM */
+	}
+	n = poll(&p, 1, 0);
+	close(p.fd);
+	return n == 1 && (p.revents & POLLIN);
 }
 
 bool os_futex_wait_shared(uint32_t *word, uint32_t val, uint64_t timeout_ns)

@@ -171,14 +171,24 @@ static bool mapper_ever_died(const struct shared_header *h)
 	return __atomic_load_n(&h->mapper_deaths, __ATOMIC_ACQUIRE) || mapper_gone(h);
 }
 
-static bool folio_take_over_ownerless(struct uswap *u, struct region *r, uint32_t f)
+/* ... and `seen`, the folio's word when the waiter went to sleep, is
+ * still its word after we named ourselves: the lock has not changed hands
+ * meanwhile (a taker-over that finished, a live locker between its two
+ * stores, whose lock we would share). */
+static bool folio_take_over_ownerless(struct uswap *u, struct region *r, uint32_t f,
+				      uint32_t seen)
 {
-	uint32_t *owner = &meta_owner(r->sh->hdr)[f], none = 0;
+	uint32_t *owner = &meta_owner(r->sh->hdr)[f], none = 0, me = (uint32_t)getpid();
 
-	if (!(folio_word_load(&r->pt, f) & FOLIO_LOCKED) || !mapper_ever_died(r->sh->hdr) ||
-	    !__atomic_compare_exchange_n(owner, &none, (uint32_t)getpid(), false, __ATOMIC_ACQ_REL,
+	if (folio_word_load(&r->pt, f) != seen || !mapper_ever_died(r->sh->hdr) ||
+	    !__atomic_compare_exchange_n(owner, &none, me, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_RELAXED))
 		return false;
+	if (folio_word_load(&r->pt, f) != seen) {
+		__atomic_compare_exchange_n(owner, &me, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+		return false;
+	}
 	fprintf(stderr, "uswap: shared region %p folio %u: locked by nobody for %llu s after a "
 			"mapper died; taking it over\n",
 		(void *)r->start, f, OWNERLESS_STALE_NS / 1000000000);
@@ -186,6 +196,12 @@ static bool folio_take_over_ownerless(struct uswap *u, struct region *r, uint32_
 	return true;
 }
 
+/*
+ * The folio counts as ownerless for OWNERLESS_STALE_NS only if it has been
+ * one lock all along: a wake-up, or a word that changed while we slept,
+ * is an unlock (the lock changed hands, maybe to a live locker between its
+ * two stores), and the time starts again.
+ */
 uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 {
 	uint64_t ownerless_since = 0;
@@ -199,18 +215,25 @@ uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 			return w;
 		}
 		sleep_on = folio_prepare_wait(&r->pt, f);
-		if (sleep_on && !os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS)) {
-			waiting_absorb(u);
-			if (folio_take_over(u, r, f))
-				continue;
-			if (__atomic_load_n(&meta_owner(r->sh->hdr)[f], __ATOMIC_ACQUIRE)) {
-				ownerless_since = 0;
-			} else if (!ownerless_since) {
-				ownerless_since = os_now_ns();
-			} else if (os_now_ns() - ownerless_since > OWNERLESS_STALE_NS &&
-				   folio_take_over_ownerless(u, r, f)) {
-				ownerless_since = 0;
-			}
+		if (!sleep_on)
+			continue;
+		if (os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS)) {
+			ownerless_since = 0;
+			continue;
+		}
+		waiting_absorb(u);
+		if (folio_take_over(u, r, f)) {
+			ownerless_since = 0;
+			continue;
+		}
+		if (__atomic_load_n(&meta_owner(r->sh->hdr)[f], __ATOMIC_ACQUIRE) ||
+		    folio_word_load(&r->pt, f) != sleep_on) {
+			ownerless_since = 0;
+		} else if (!ownerless_since) {
+			ownerless_since = os_now_ns();
+		} else if (os_now_ns() - ownerless_since > OWNERLESS_STALE_NS &&
+			   folio_take_over_ownerless(u, r, f, sleep_on)) {
+			ownerless_since = 0;
 		}
 	}
 }

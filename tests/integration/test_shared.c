@@ -13,6 +13,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/pagetable.h"
+#include "os/os.h"
 #include "runtime/shared.h"
 #include "testlib.h"
 #include "uswap.h"
@@ -605,6 +609,150 @@ static void test_dead_lock_holders_taken_over(void **state)
 	munmap(shadow, len);
 }
 
+/* Reads folio 3 of a region (one byte per page): the fault waits for
+ * its lock. */
+struct folio_reader {
+	const char *mem;
+	volatile int done;
+	unsigned sum;
+};
+
+static void *folio_reader_main(void *arg)
+{
+	struct folio_reader *rd = arg;
+	size_t k;
+
+	for (k = 0; k < FOLIO; k += PAGE)
+		rd->sum += (unsigned char)((volatile const char *)rd->mem)[3 * FOLIO + k + 8];
+	__atomic_store_n(&rd->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * Locked by nobody, then handed over (unlocked and locked again, by a live
+ * process between its two stores, before the waiter ran): the waiter's
+ * 5 s start again there.  Here the folio is locked with no owner for 3 s,
+ * handed over, and held 3 s more: a waiter that counted from the first
+ * lock took over the second one, a live lock, at 5 s.
+ */
+static void test_ownerless_time_restarts_at_hand_over(void **state)
+{
+	size_t len = 1 * MiB, pages = len / PAGE, i;
+	uswap_t *u = open_cfg(0);
+	char *mem, *shadow = shadow_map(len);
+	struct folio_reader rd = { 0 };
+	struct shared_header *h;
+	uint32_t *fword, *owner;
+	pthread_t t;
+	pid_t pid;
+	int st;
+
+	(void)state;
+	assert_int_equal(uswap_map(u, len, USWAP_MAP_SHARED, (void **)&mem), 0);
+	h = header_map(u, mem);
+	fword = (uint32_t *)(void *)(h + 1);
+	owner = fword + 2 * (len / FOLIO); /* after the words and the blob lengths */
+	for (i = 0; i < pages; i++)
+		page_write(mem, shadow, i, 12);
+	/* a mapper died: the ownerless take-over is armed */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(uswap_advise(u, mem, len, USWAP_ADV_PAGEOUT), 0);
+	assert_true(h->mapper_deaths >= 1);
+
+	__atomic_fetch_or(&fword[3], FOLIO_LOCKED, __ATOMIC_ACQ_REL);
+	rd.mem = mem;
+	assert_int_equal(pthread_create(&t, NULL, folio_reader_main, &rd), 0);
+	sleep(3);
+	assert_false(__atomic_load_n(&rd.done, __ATOMIC_ACQUIRE));
+	assert_true(__atomic_load_n(&fword[3], __ATOMIC_ACQUIRE) & FOLIO_WAITERS);
+	/* unlocked and locked again in one step, and the waiter woken */
+	__atomic_fetch_and(&fword[3], ~FOLIO_WAITERS, __ATOMIC_ACQ_REL);
+	syscall(SYS_futex, &fword[3], FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	sleep(3);
+	assert_int_equal(__atomic_load_n(owner + 3, __ATOMIC_ACQUIRE), 0);
+	assert_true(__atomic_load_n(&fword[3], __ATOMIC_ACQUIRE) & FOLIO_LOCKED);
+	assert_false(__atomic_load_n(&rd.done, __ATOMIC_ACQUIRE));
+	/* our unlock: the waiter gets it, and the data */
+	__atomic_fetch_and(&fword[3], ~(FOLIO_LOCKED | FOLIO_WAITERS), __ATOMIC_ACQ_REL);
+	syscall(SYS_futex, &fword[3], FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(same_as_shadow(mem, shadow, len), 0);
+	munmap(h, PAGE);
+	assert_int_equal(uswap_unmap(u, mem, len), 0);
+	uswap_close(u);
+	munmap(shadow, len);
+}
+
+/* A process whose main thread has exited (pthread_exit; or the first of
+ * its threads a SIGKILL ended) reads as a zombie in /proc/PID/stat while
+ * its other threads run on: it must not be taken for gone, or a waiter
+ * would take over a lock one of those threads still holds. */
+static void *blocked_reader(void *arg)
+{
+	char c;
+
+	/* then the whole process (a uswap instance forked with it has threads) */
+	_exit(read(*(int *)arg, &c, 1) == 0 ? 0 : 1);
+}
+
+static bool proc_state_zombie(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+static void test_process_gone_means_every_thread(void **state)
+{
+	static int go[2];
+	siginfo_t si;
+	pid_t pid;
+	int i, st;
+
+	(void)state;
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		pthread_t t;
+
+		close(go[1]);
+		if (pthread_create(&t, NULL, blocked_reader, &go[0]))
+			_exit(2);
+		pthread_exit(NULL);
+	}
+	close(go[0]);
+	/* the main thread has gone: what /proc/PID/stat shows (not vacuous) */
+	for (i = 0; i < 5000 && !proc_state_zombie(pid); i++)
+		usleep(1000);
+	assert_true(proc_state_zombie(pid));
+	assert_false(os_process_gone(pid));
+	/* it ends: gone, as a zombie and once reaped */
+	close(go[1]);
+	memset(&si, 0, sizeof(si));
+	assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	assert_true(os_process_gone(pid));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(os_process_gone(pid));
+	assert_false(os_process_gone(getpid()));
+}
+
 /* ---- the budget: shared folios are reclaimed ---- */
 
 static void test_budget_reclaims_shared(void **state)
@@ -733,6 +881,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_budget_reclaims_shared),
 		cmocka_unit_test(test_mapper_killed_mid_eviction),
 		cmocka_unit_test(test_dead_lock_holders_taken_over),
+		cmocka_unit_test(test_ownerless_time_restarts_at_hand_over),
+		cmocka_unit_test(test_process_gone_means_every_thread),
 		cmocka_unit_test(test_syscalls_on_swapped_out),
 	};
 
