@@ -187,7 +187,8 @@ int os_dup(int fd);
 int os_fd_take(int pid, int fd);
 /* Futexes on memory shared between processes (no FUTEX_PRIVATE_FLAG).
  * wait: sleep while *word == val, at most timeout_ns; @return true when
- * woken (or the word changed), false on timeout. */
+ * woken, false on timeout, on a signal, or at once when *word != val
+ * (callers look at the word again either way). */
 bool os_futex_wait_shared(uint32_t *word, uint32_t val, uint64_t timeout_ns);
 /* Has every thread of process pid exited (gone, or a zombie whose threads
  * all exited)? */

@@ -157,12 +157,16 @@ static bool mapper_gone(const struct shared_header *h)
  * lock bit (in the folio's word, which has no room for a pid) and the name
  * are two stores: a process killed between them (or between the two steps
  * of unlocking) leaves the folio locked by nobody.  A live process passes
- * between the stores in nanoseconds; so when a mapper has died (one of the
- * table is gone now, or one was found dead and dropped before: the folio
- * may have been left so long ago) and the folio stayed ownerless this
- * long, take it over as from a dead owner.  (Wrong only if a live process
- * were stopped exactly there for seconds in a region where a mapper died:
- * accepted, and said in docs/ARCHITECTURE.md.)
+ * between the stores in microseconds (the reclaimer's clock pick and the
+ * eviction's first step lie between them); so when a mapper has died (one
+ * of the table is gone now, or one was dropped from it before, as dead or
+ * as no longer a mapper: exec'd, its descriptor not a userfaultfd; the
+ * folio may have been left so long ago) and the folio stayed ownerless
+ * this long, take it over as from a dead owner.  (Wrong only if a live
+ * process were stopped exactly there for seconds, or a hand-over went
+ * unseen (below), in a region where a mapper was dropped: accepted, and
+ * said in docs/ARCHITECTURE.md.  Closing it for good needs the owner word
+ * to be the lock: see there.)
  */
 #define OWNERLESS_STALE_NS (5ull * 1000000000)
 
