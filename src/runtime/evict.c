@@ -305,9 +305,70 @@ static bool page_absent(const struct pagetable *pt, uint32_t p)
 }
 
 /*
+ * The moved pages of a PARTIAL folio (bits of moved, lazily freed ones
+ * zeroed already) stored as one blob: gathered in folio order into
+ * c->scratch2, padded with zero pages to 2^m pages, encoded once, and given
+ * one run of 2^m slots; the j-th moved page takes slot first + j (the
+ * single-page decode finds a page by its place in its run, not in its
+ * folio), zero pages take a zero bit, and the slots of zero and padding
+ * pages are given back at once.  One store object and one entry instead of
+ * one per page, and a better ratio than 4 KiB blobs: random access leaves
+ * many such folios (it used to end the budget run at 10.2 bytes of
+ * metadata per page, and the store 20% above zram).  Nothing changes
+ * unless it all succeeds.  @return 0; -ENOSPC when no run of 2^m slots is
+ * free or the store is full (the caller stores the pages one by one, or
+ * finds out); -errno (*why set when the codec failed).
+ */
+static int evict_partial_packed(struct uswap *u, struct folio_ctx *c, const char *staging,
+				struct pagetable *pt, uint32_t p0, const uint64_t *moved,
+				struct folio_encode_result *res, enum counter *why)
+{
+	unsigned npages = folio_pages(pt), k = 0, m = 0, i, j;
+	uint32_t at[FOLIO_MAX_PAGES];
+	struct stored_run run;
+	store_handle_t freed;
+	int rc;
+
+	for (i = 0; i < npages; i++)
+		if (moved[i / 64] >> (i % 64) & 1) {
+			memcpy((char *)c->scratch2 + (size_t)k * OS_PAGE_SIZE,
+			       staging + (size_t)i * OS_PAGE_SIZE, OS_PAGE_SIZE);
+			at[k++] = p0 + i;
+		}
+	while (1u << m < k)
+		m++;
+	memset((char *)c->scratch2 + (size_t)k * OS_PAGE_SIZE, 0,
+	       (size_t)((1u << m) - k) * OS_PAGE_SIZE);
+	rc = folio_encode(u->p.codec, c->scratch2, 1u << m, c->blob, c->scratch, res);
+	if (rc) {
+		*why = CTR_reclaim_fail_codec;
+		return rc;
+	}
+	run.first.v = 0;
+	if (res->blob_len) {
+		rc = blob_store(u, c->blob, res->blob_len, m, &run);
+		if (rc)
+			return rc;
+	}
+	for (j = 0; j < 1u << m; j++) {
+		bool zero = res->zero_mask[j / 64] >> (j % 64) & 1;
+
+		if (j < k && zero)
+			zeromap_set(pt, at[j]);
+		else if (j < k)
+			pt->entry[at[j]] = entry_of_slot((slot_t){ run.first.v + j });
+		if (res->blob_len && zero && slot_put(u->slots, (slot_t){ run.first.v + j }, &freed))
+			u->p.store_ops->free(u->store, freed);
+	}
+	res->zero -= (1u << m) - k; /* the padding */
+	return 0;
+}
+
+/*
  * Evict a PARTIAL folio (adaptive swap-in, swapin_partial.c): only its
- * mapped pages move out, each becomes an order-0 blob (or a zero bit); the
- * pages still stored keep their slots and zero bits untouched.  Pages with
+ * mapped pages move out, together as one blob (evict_partial_packed), or,
+ * when no run of slots can be had, each as an order-0 blob (or a zero
+ * bit); the pages still stored keep their slots and zero bits untouched.  Pages with
  * a slot or a zero bit are not mapped, so they are not even tried (a
  * poisoned one would make the move fail).  Lazily freed pages among the
  * moved ones are discarded (zero bits), as in a whole eviction.  On failure
@@ -333,8 +394,20 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, char *staging, st
 		if (i < j)
 			rc = move_pages_out(u, staging, base, i, j, moved);
 	}
-	if (!rc)
+	if (!rc) {
+		struct folio_encode_result res;
+
 		lazyfree_discard(u, r, f, staging, moved);
+		rc = evict_partial_packed(u, c, staging, pt, p0, moved, &res, &why);
+		if (rc == 0) {
+			n_data = res.data;
+			n_same = res.same;
+			n_zero = res.zero;
+			goto done;
+		}
+		if (rc == -ENOSPC)
+			rc = 0; /* no run of slots free (or the store full): page by page */
+	}
 	for (i = 0; i < npages && !rc; i++) {
 		struct folio_encode_result res;
 		struct stored_run run;
@@ -379,6 +452,7 @@ static int evict_partial(struct uswap *u, struct folio_ctx *c, char *staging, st
 		evict_fail_count(u, why, rc);
 		return rc;
 	}
+done:
 	ctr_add(u, CTR_swapout_pages, n_data + n_same);
 	ctr_add(u, CTR_zero_pages_out, n_zero);
 	ctr_add(u, CTR_same_filled_pages, n_same);

@@ -779,6 +779,78 @@ static void test_no_adapt_whole_folios(void **state)
 	sim_close(&s);
 }
 
+/*
+ * The pages a partly resident folio holds go out together: one store
+ * object, one run of 2^m slots in which the j-th page takes slot first + j
+ * (not its place in the folio), the folio's other pages untouched in their
+ * old run; every page reads back right, alone (random access) and with
+ * the whole folio.
+ */
+static void test_partial_evicts_as_one_blob(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536 };
+	const size_t nfolios = 64, f = 10;
+	const unsigned in[3] = { 3, 7, 12 };
+	struct pagetable *pt;
+	slot_t first[3];
+	struct sim s;
+	struct rng r;
+	uint64_t objects;
+	size_t p;
+	unsigned i, order;
+
+	(void)state;
+	rng_seed(&r, 12);
+	sim_open(&s, &cfg, nfolios * 65536);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, f, in[0]);
+	for (i = 1; i < 3; i++) {
+		sim_read(&s, ((f + 5 * i) % nfolios) * 16 + i); /* far away: still random */
+		sim_read(&s, f * 16 + in[i]);
+	}
+	assert_true(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+	assert_int_equal(folio_mapped_pages(&s, f), 3);
+	/* written since: the stored copies must not come back */
+	for (i = 0; i < 3; i++)
+		sim_write(&s, f * 16 + in[i], &r);
+	sim_check(&s);
+
+	objects = sim_stat(&s, "store_objects");
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	assert_int_equal(folio_state_of(folio_word_load(pt, (uint32_t)f)), FOLIO_OUT);
+	assert_int_equal(sim_stat(&s, "store_objects"), objects + 1);
+	for (i = 0; i < 3; i++) {
+		page_entry_t e = pt->entry[f * 16 + in[i]];
+		store_handle_t h;
+
+		assert_true(entry_has_slot(e));
+		assert_int_equal(slot_run(s.u->slots, entry_slot(e), &h, &first[i], &order), 0);
+		assert_int_equal(order, 2); /* 3 pages, padded to 4 */
+		assert_int_equal(first[i].v, first[0].v);
+		assert_int_equal(entry_slot(e).v, first[0].v + i);
+	}
+	sim_check(&s);
+	/* one page alone (far-apart reads first: the region looks random),
+	 * then the folio whole after a page-out of everything, read in order */
+	for (i = 1; i < 8; i++)
+		if (folio_state_of(folio_word_load(pt, (uint32_t)((f + 7 * i) % nfolios))) ==
+		    FOLIO_OUT)
+			sim_read(&s, ((f + 7 * i) % nfolios) * 16 + i);
+	sim_read(&s, f * 16 + in[1]);
+	assert_int_equal(folio_mapped_pages(&s, f), 1);
+	sim_check(&s);
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_WILLNEED), 0);
+	assert_int_equal(folio_mapped_pages(&s, f), 16);
+	for (p = 0; p < s.pages; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+	sim_close(&s);
+}
+
 /* No contiguous run to be had: the folio is stored page by page. */
 static void test_order0_fallback(void **state)
 {
@@ -836,6 +908,7 @@ int main(void)
 		cmocka_unit_test(test_adaptive_swapin),
 		cmocka_unit_test(test_no_adapt_whole_folios),
 		cmocka_unit_test(test_partial_lazyfree_events_pagemap),
+		cmocka_unit_test(test_partial_evicts_as_one_blob),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
