@@ -435,8 +435,10 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 	if (!c)
 		return errmsg_set(-ENOMEM, "uswap_advise: no memory for the buffers of one folio "
 					   "(%zu bytes)", fb);
-	if (advice == USWAP_ADV_PAGEOUT)
+	if (advice == USWAP_ADV_PAGEOUT) {
 		readahead_cancel(u); /* what is asked to go must not come straight back */
+		__atomic_add_fetch(&u->paging_out, 1, __ATOMIC_RELAXED);
+	}
 	signals_block(&old);
 	/* One folio per hold of the locks: map, unmap and fork never wait for
 	 * a whole range, and faults never wait behind them. */
@@ -466,6 +468,8 @@ API int uswap_advise(uswap_t *u, void *addr, size_t len, int advice)
 			break;
 	}
 	signals_restore(&old);
+	if (advice == USWAP_ADV_PAGEOUT)
+		__atomic_sub_fetch(&u->paging_out, 1, __ATOMIC_RELAXED);
 	folio_ctx_put(u, c);
 	if (first_err == -ENOSPC)
 		errmsg_set(first_err, "uswap_advise: the store is full (store_limit): some folios "

@@ -164,6 +164,8 @@ struct uswap {
 	struct readahead_req ra_queue[READAHEAD_QUEUE];
 	unsigned ra_head, ra_n;
 	unsigned ra_gen; /* atomic: readahead_cancel() calls */
+	unsigned paging_out; /* atomic: USWAP_ADV_PAGEOUT calls in progress (idle
+				recompression waits for them: recompress.c) */
 	int stopping;       /* atomic */
 
 	/* buffers for callers of the API (advise) */
