@@ -3,8 +3,11 @@
 #include "objtable.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../core/assert.h"
 #include "../core/errmsg.h"
 #include "../os/os.h"
 
@@ -126,4 +129,22 @@ int objtable_check(const struct objtable *t, const char *who)
 		return errmsg_set(-EUCLEAN, "store %s: %u live + %u free entries of %u", who, live,
 				  nfree, t->n);
 	return 0;
+}
+
+struct objtable_entry *objtable_lookup_for_free(const struct objtable *t, store_handle_t h,
+						pthread_mutex_t *lock, uint64_t *bad_free,
+						const char *name)
+{
+	struct objtable_entry *e = objtable_lookup(t, h);
+
+	if (e)
+		return e;
+	pthread_mutex_unlock(lock);
+	store_count(bad_free, 1);
+	if (CORE_DEBUG >= 1) {
+		fprintf(stderr, "uswap: store %s: free of a freed or invalid handle %#llx\n", name,
+			(unsigned long long)h.v);
+		abort();
+	}
+	return NULL;
 }

@@ -15,6 +15,7 @@
 #ifndef USWAP_OBJTABLE_H
 #define USWAP_OBJTABLE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,13 @@ void objtable_destroy(struct objtable *t);
 struct objtable_entry *objtable_alloc(struct objtable *t, store_handle_t *h);
 /* The live entry h names, or NULL. */
 struct objtable_entry *objtable_lookup(const struct objtable *t, store_handle_t h);
+/* The live entry h names, for the free of store `name`, whose lock (held)
+ * is `lock`; when h names no live entry (freed twice, or never issued) the
+ * lock is released, the free is counted in *bad_free and NULL returned: a
+ * debug build stops there, a release build goes on (nothing to free). */
+struct objtable_entry *objtable_lookup_for_free(const struct objtable *t, store_handle_t h,
+						pthread_mutex_t *lock, uint64_t *bad_free,
+						const char *name);
 /* Free the entry h names.  @return false when h names no live entry. */
 bool objtable_free(struct objtable *t, store_handle_t h);
 /* The handle of live entry e. */

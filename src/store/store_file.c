@@ -557,13 +557,9 @@ static void file_free(struct store *st, store_handle_t h)
 	uint64_t n;
 
 	pthread_mutex_lock(&s->lock);
-	e = objtable_lookup(&s->table, h);
-	if (!e) {
-		store_count(&s->u.bad_free, 1);
-		pthread_mutex_unlock(&s->lock);
-		core_assert_debug(!"store file: free of a freed or invalid handle");
+	e = objtable_lookup_for_free(&s->table, h, &s->lock, &s->u.bad_free, "file");
+	if (!e)
 		return;
-	}
 	n = gran_of(s, e->len);
 	if (e->seg != s->own)
 		s->foreign_gran -= n; /* another process's file: only forget it */

@@ -580,13 +580,9 @@ static void redis_free(struct store *st, store_handle_t h)
 	bool del;
 
 	pthread_mutex_lock(&s->lock);
-	e = objtable_lookup(&s->table, h);
-	if (!e) {
-		pthread_mutex_unlock(&s->lock);
-		store_count(&s->u.bad_free, 1);
-		core_assert_debug(!"store redis: free of a freed or invalid handle");
+	e = objtable_lookup_for_free(&s->table, h, &s->lock, &s->u.bad_free, "redis");
+	if (!e)
 		return;
-	}
 	id = e->loc;
 	/* a key of another process, or one a forked process may read: keep */
 	del = e->seg == s->own && !(e->flags & REDIS_SHARED) && e->len;

@@ -419,13 +419,9 @@ static void tier_free(struct store *st, store_handle_t h)
 	bool moving;
 
 	pthread_mutex_lock(&s->lock);
-	e = objtable_lookup(&s->table, h);
-	if (!e) {
-		pthread_mutex_unlock(&s->lock);
-		store_count(&s->u.bad_free, 1);
-		core_assert_debug(!"store ram,file: free of a freed or invalid handle");
+	e = objtable_lookup_for_free(&s->table, h, &s->lock, &s->u.bad_free, "ram,file");
+	if (!e)
 		return;
-	}
 	inner.v = e->loc;
 	where = e->seg;
 	moving = e->flags & TIER_MOVING;
