@@ -39,6 +39,8 @@ static void instance_free(struct uswap *u)
 		os_mem_unmap(c, sizeof(*c));
 	}
 	recompress_destroy(u);
+	if (u->zeros)
+		os_mem_unmap((void *)u->zeros, folio_bytes(u));
 	if (u->store)
 		u->p.store_ops->close(u->store);
 	if (u->slots)
@@ -141,6 +143,12 @@ API int uswap_open(const struct uswap_config *cfg, uswap_t **out)
 		goto err;
 	}
 	budget_init(u);
+	u->zeros = os_mem_map_zeros(folio_bytes(u));
+	if (!u->zeros) {
+		rc = errmsg_set(-ENOMEM, "uswap_open: no address space for one folio of zeros "
+					 "(%zu bytes)", folio_bytes(u));
+		goto err;
+	}
 	rc = recompress_init(u);
 	if (rc)
 		goto err;

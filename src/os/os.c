@@ -35,6 +35,13 @@ void *os_mem_map(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+void *os_mem_map_zeros(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 void *os_mem_map_aligned(size_t len, size_t align)
 {
 	size_t span = len + align;

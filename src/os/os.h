@@ -25,6 +25,10 @@
 void *os_mem_map(size_t len);
 /* Map len bytes aligned to align (a power of two >= page size). */
 void *os_mem_map_aligned(size_t len, size_t align);
+/* len bytes that read as zero and cannot be written: never touched, every
+ * page read is the kernel's shared zero page.  A source of zeros for
+ * UFFDIO_COPY that costs no memory and no memset. */
+void *os_mem_map_zeros(size_t len);
 int os_mem_unmap(void *addr, size_t len);
 /* MADV_DONTNEED: the range reads as zeros afterwards, its memory is freed. */
 int os_mem_discard(void *addr, size_t len);

@@ -166,6 +166,8 @@ struct uswap {
 	unsigned ra_gen; /* atomic: readahead_cancel() calls */
 	unsigned paging_out; /* atomic: USWAP_ADV_PAGEOUT calls in progress (idle
 				recompression waits for them: recompress.c) */
+	const char *zeros;   /* one folio of zeros, read-only (os_mem_map_zeros):
+				the source of a first write's zero-filled folio */
 	int stopping;       /* atomic */
 
 	/* buffers for callers of the API (advise) */

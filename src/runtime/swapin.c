@@ -172,9 +172,9 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 		ctr_add(u, CTR_first_touch_folios, 1);
 		if (write) {
 			/* every page would take a copy-on-write fault off the zero
-			 * page, each with a TLB flush: copy zeros once instead */
-			memset(c->scratch, 0, folio_bytes(u));
-			rc = range_install(u, u->ufd, INSTALL_COPY, base, c->scratch,
+			 * page, each with a TLB flush: copy zeros once instead,
+			 * from pages that are all the zero page (no memset) */
+			rc = range_install(u, u->ufd, INSTALL_COPY, base, u->zeros,
 					   folio_bytes(u), 0);
 		} else {
 			rc = range_install(u, u->ufd, INSTALL_ZERO, base, NULL, folio_bytes(u), 0);
