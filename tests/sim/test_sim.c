@@ -983,6 +983,84 @@ static void test_interleaved_runs_read_once(void **state)
 	sim_close(&s);
 }
 
+/*
+ * A corrupted packed run (pages 1, 3, 5 of a folio whose other pages are
+ * in its old run): only the pages whose data is in it are poisoned, by
+ * sequential and random faults alike; the others read right.
+ */
+static void test_packed_run_corrupt(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536, .codec = "none" };
+	const size_t nfolios = 64, f = 20;
+	const unsigned in[3] = { 1, 3, 5 };
+	struct pagetable *pt;
+	struct sim s;
+	struct rng r;
+	store_handle_t h;
+	slot_t first;
+	unsigned i, order;
+	size_t p;
+
+	(void)state;
+	rng_seed(&r, 14);
+	sim_open(&s, &cfg, nfolios * 65536);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	for (p = f * 16; p < (f + 1) * 16; p++) {
+		pagegen_fill(s.shadow + p * PAGE, 5, p, rng_next(&r));
+		memcpy(s.mem + p * PAGE, s.shadow + p * PAGE, PAGE);
+	}
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, f, in[0]);
+	for (i = 1; i < 3; i++) {
+		sim_read(&s, ((f + 5 * i) % nfolios) * 16 + i);
+		sim_read(&s, f * 16 + in[i]);
+	}
+	for (i = 0; i < 3; i++) {
+		p = f * 16 + in[i];
+		pagegen_fill(s.shadow + p * PAGE, 5, p, rng_next(&r));
+		sim_touch(&s, p, true);
+		sim_os_cow(s.mem + p * PAGE);
+		memcpy(s.mem + p * PAGE, s.shadow + p * PAGE, PAGE);
+	}
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	assert_int_equal(slot_run(s.u->slots, entry_slot(pt->entry[f * 16 + in[1]]), &h, &first,
+				  &order), 0);
+	assert_int_equal(order, 2);
+	assert_int_equal(s.u->p.store_ops->get(s.u->store, h, corrupt_visit, NULL), 0);
+	for (i = 0; i < 3; i++)
+		s.poisoned[f * 16 + in[i]] = 1;
+	/* sequential first (the folio whole fails: page 0 comes alone), then
+	 * every page in an order that mixes both runs */
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_WILLNEED), -EILSEQ);
+	for (p = f * 16; p < (f + 1) * 16; p++) {
+		sim_read(&s, p);
+		if (s.poisoned[p])
+			assert_int_equal(sim_os_page(s.mem + p * PAGE), SIM_POISONED);
+		else
+			assert_int_not_equal(sim_os_page(s.mem + p * PAGE), SIM_POISONED);
+		sim_check(&s);
+	}
+	for (i = 0; i < 3; i++)
+		assert_true(s.poisoned[f * 16 + in[i]]);
+	/* evicted again: the poisoned pages keep their (corrupt) slots */
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	sim_check(&s);
+	for (p = f * 16; p < (f + 1) * 16; p++)
+		if (!s.poisoned[p])
+			sim_read(&s, p);
+	sim_check(&s);
+	/* the program drops the folio: nothing is poisoned any more */
+	sim_os_drop(s.mem + f * 65536, 65536);
+	events_drop(s.u, s.shard, (uint64_t)(uintptr_t)(s.mem + f * 65536),
+		    (uint64_t)(uintptr_t)(s.mem + (f + 1) * 65536), false);
+	memset(s.shadow + f * 65536, 0, 65536);
+	memset(s.poisoned + f * 16, 0, 16);
+	sim_check(&s);
+	sim_close(&s);
+}
+
 /* No contiguous run to be had: the folio is stored page by page. */
 static void test_order0_fallback(void **state)
 {
@@ -1043,6 +1121,7 @@ int main(void)
 		cmocka_unit_test(test_partial_evicts_as_one_blob),
 		cmocka_unit_test(test_random_tight_slots),
 		cmocka_unit_test(test_interleaved_runs_read_once),
+		cmocka_unit_test(test_packed_run_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
