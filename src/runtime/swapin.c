@@ -133,8 +133,9 @@ static int decode_fallback(struct uswap *u, struct folio_ctx *c, struct pagetabl
 		rc = run_decode(u, h, c->scratch2, 1u << order);
 		if (rc)
 			return rc;
-		/* a used slot in the run's aligned window is the run's (slotmap.c) */
-		for (j = i; j < npages; j++) {
+		/* a used slot in the run's aligned window is the run's (slotmap.c);
+		 * an order-0 run has page i alone */
+		for (j = i; j < (order ? npages : i + 1); j++) {
 			uint32_t off = entry_slot(pt->entry[p0 + j]).v - first.v;
 
 			if (kind[j] != PAGE_IN_DATA || (done[j / 64] >> (j % 64) & 1) ||

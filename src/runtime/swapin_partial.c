@@ -159,7 +159,7 @@ static int pages_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *
 			unsigned n, enum folio_state st)
 {
 	uint64_t todo[FOLIO_MASK_WORDS] = { 0 };
-	unsigned i, j;
+	unsigned i, j, end;
 	int rc;
 
 	for (i = 0; i < n; i++)
@@ -178,13 +178,15 @@ static int pages_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *
 			return rc;
 		if (order > pt->folio_order)
 			return -EILSEQ;
-		/* a used slot in the run's aligned window is the run's (slotmap.c) */
-		for (j = i; j < n; j++)
+		/* a used slot in the run's aligned window is the run's (slotmap.c);
+		 * an order-0 run has page i alone */
+		end = order ? n : i + 1;
+		for (j = i; j < end; j++)
 			wanted += (todo[j / 64] >> (j % 64) & 1) &&
 				  entry_slot(pt->entry[p0 + j]).v - first.v < 1u << order;
 		if (wanted > 1)
 			cached = (struct run_cache){ first, 0 }; /* page_decode: whole */
-		for (j = i; j < n; j++) {
+		for (j = i; j < end; j++) {
 			if (!(todo[j / 64] >> (j % 64) & 1) ||
 			    entry_slot(pt->entry[p0 + j]).v - first.v >= 1u << order)
 				continue;
