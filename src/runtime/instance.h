@@ -74,7 +74,9 @@ struct folio_ctx {
 	                          are empty, as UFFDIO_MOVE needs */
 	void *blob;        /* folio_blob_bound(pages) */
 	void *scratch;     /* one folio: packing on encode, decoding on swap-in */
-	void *scratch2;    /* one folio: decoding other runs in a fallback */
+	void *scratch2;    /* one folio: decoding other runs in a fallback, the
+	                      result of idle recompression, gathering a partial
+	                      folio's pages on eviction: never live across calls */
 	struct folio_ctx *next_free;
 };
 

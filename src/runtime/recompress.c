@@ -16,7 +16,8 @@
  * of evictions ago (the refault distance of reclaim.c; a folio evicted
  * more recently would count as a working-set refault, and is likely to
  * come back before the work pays).  Each stored run of the folio (one for
- * a whole folio, one per page for an order-0 fallback) is read, its data
+ * a whole folio, one per page for an order-0 fallback, one per partial
+ * eviction: evict_partial_packed) is read, its data
  * pages decoded and compressed at the strong level; the new object is
  * kept only when it is smaller by RECOMP_MARGIN.  Either way the blob ends
  * with its "seen" flag (folio_blob.h), so nothing is tried twice: a blob
@@ -226,7 +227,8 @@ static unsigned folio_recompress(struct uswap *u, struct folio_ctx *c, struct re
 		if (slot_run(u->slots, entry_slot(e), &h, &first, &order))
 			continue; /* cannot happen under the lock: instance_check says so */
 		if (first.v == prev.v)
-			continue; /* the pages of one run follow each other */
+			continue; /* (runs may interleave: a run met again is
+				     seen already, or failed and is tried again) */
 		prev = first;
 		switch (run_recompress(u, c, first, h, order)) {
 		case RECOMP_DONE:

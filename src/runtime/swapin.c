@@ -106,35 +106,45 @@ static int install_folio(struct uswap *u, char *base, const char *buf, const uin
 	return 0;
 }
 
-/* Decode page by page: each page from its own run (cached across pages of
- * the same run). */
+/* Decode page by page: each run once, whole, into scratch2, and every
+ * page the folio has in it copied out.  The runs of a folio may interleave
+ * (a partly resident folio's mapped pages go out as one run, evict.c,
+ * among the pages still in older runs): decoding in page order with one
+ * run cached would decode the same runs again and again. */
 static int decode_fallback(struct uswap *u, struct folio_ctx *c, struct pagetable *pt,
 			   uint32_t p0, const uint8_t *kind)
 {
-	unsigned npages = folio_pages(pt), i;
-	slot_t cached = { UINT32_MAX };
+	unsigned npages = folio_pages(pt), i, j;
+	uint64_t done[FOLIO_MASK_WORDS] = { 0 };
 	int rc;
 
 	for (i = 0; i < npages; i++) {
 		store_handle_t h;
-		slot_t s = entry_slot(pt->entry[p0 + i]), first;
+		slot_t first;
 		unsigned order;
 
-		if (kind[i] != PAGE_IN_DATA)
+		if (kind[i] != PAGE_IN_DATA || (done[i / 64] >> (i % 64) & 1))
 			continue;
-		rc = slot_run(u->slots, s, &h, &first, &order);
+		rc = slot_run(u->slots, entry_slot(pt->entry[p0 + i]), &h, &first, &order);
 		if (rc)
 			return rc;
 		if (order > pt->folio_order)
 			return -EILSEQ;
-		if (first.v != cached.v) {
-			rc = run_decode(u, h, c->scratch2, 1u << order);
-			if (rc)
-				return rc;
-			cached = first;
+		rc = run_decode(u, h, c->scratch2, 1u << order);
+		if (rc)
+			return rc;
+		/* a used slot in the run's aligned window is the run's (slotmap.c);
+		 * an order-0 run has page i alone */
+		for (j = i; j < (order ? npages : i + 1); j++) {
+			uint32_t off = entry_slot(pt->entry[p0 + j]).v - first.v;
+
+			if (kind[j] != PAGE_IN_DATA || (done[j / 64] >> (j % 64) & 1) ||
+			    off >= 1u << order)
+				continue;
+			memcpy((char *)c->scratch + (size_t)j * OS_PAGE_SIZE,
+			       (char *)c->scratch2 + (size_t)off * OS_PAGE_SIZE, OS_PAGE_SIZE);
+			done[j / 64] |= 1ull << (j % 64);
 		}
-		memcpy((char *)c->scratch + (size_t)i * OS_PAGE_SIZE,
-		       (char *)c->scratch2 + (size_t)(s.v - first.v) * OS_PAGE_SIZE, OS_PAGE_SIZE);
 	}
 	return 0;
 }

@@ -13,10 +13,11 @@
  * whole folios with one fault are what sequential access wants, and what
  * a region gets when in doubt.
  *
- * A partial folio is evicted page by page (evict.c): its mapped pages
- * become order-0 blobs, its unmapped ones keep what they had, so a region
- * accessed at random drifts towards single-page blobs, and later single
- * page swap-ins decode 4 KiB instead of a whole folio.
+ * A partial folio's mapped pages are evicted together as one blob in a
+ * run of 2^m slots, the j-th in slot first + j (evict.c); its unmapped
+ * ones keep what they had.  So a folio's pages may lie in several runs,
+ * interleaved: a page is found by its slot's place in its run, never by
+ * its place in the folio, and several pages are decoded run by run.
  *
  * Only pages still out (a slot or a zero bit) are ever installed into a
  * partial folio: its other pages are mapped, or holes the program made,
@@ -146,6 +147,59 @@ static enum page_in page_in_kind(const struct pagetable *pt, uint32_t p, enum fo
 	return PAGE_SKIP;
 }
 
+/*
+ * Decode the data pages of [p0, p0 + n) (folio state st) into c->scratch at
+ * their offsets, run by run: a folio's runs may interleave (a partly
+ * resident folio's mapped pages go out as one run among the pages still in
+ * older runs, evict.c), and page order with one run cached would decode
+ * the same runs again and again.  A run with one page wanted decodes no
+ * more than that page needs; one with more is decoded whole, once.
+ */
+static int pages_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *pt, uint32_t p0,
+			unsigned n, enum folio_state st)
+{
+	uint64_t todo[FOLIO_MASK_WORDS] = { 0 };
+	unsigned i, j, end;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		if (page_in_kind(pt, p0 + i, st) == PAGE_DATA)
+			todo[i / 64] |= 1ull << (i % 64);
+	for (i = 0; i < n; i++) {
+		struct run_cache cached = RUN_CACHE_EMPTY;
+		unsigned order, wanted = 0;
+		store_handle_t h;
+		slot_t first;
+
+		if (!(todo[i / 64] >> (i % 64) & 1))
+			continue;
+		rc = slot_run(u->slots, entry_slot(pt->entry[p0 + i]), &h, &first, &order);
+		if (rc)
+			return rc;
+		if (order > pt->folio_order)
+			return -EILSEQ;
+		/* a used slot in the run's aligned window is the run's (slotmap.c);
+		 * an order-0 run has page i alone */
+		end = order ? n : i + 1;
+		for (j = i; j < end; j++)
+			wanted += (todo[j / 64] >> (j % 64) & 1) &&
+				  entry_slot(pt->entry[p0 + j]).v - first.v < 1u << order;
+		if (wanted > 1)
+			cached = (struct run_cache){ first, 0 }; /* page_decode: whole */
+		for (j = i; j < end; j++) {
+			if (!(todo[j / 64] >> (j % 64) & 1) ||
+			    entry_slot(pt->entry[p0 + j]).v - first.v >= 1u << order)
+				continue;
+			rc = page_decode(u, c, pt, p0 + j, (char *)c->scratch + (size_t)j * OS_PAGE_SIZE,
+					 &cached);
+			if (rc)
+				return rc;
+			todo[j / 64] &= ~(1ull << (j % 64));
+		}
+	}
+	return 0;
+}
+
 /* Add (sign 1) or take back (sign -1) the counters of pages [a, b) of the
  * folio at page p0. */
 static void partial_count(struct uswap *u, const struct pagetable *pt, uint32_t p0, unsigned a,
@@ -171,19 +225,13 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 	enum folio_state st = folio_state_of(folio_word_load(pt, f));
 	uint32_t p0 = (f << pt->folio_order) + first, i;
 	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
-	struct run_cache cached = RUN_CACHE_EMPTY;
 	int rc = 0, woken = 0;
 
 	/* decode everything first: a page that cannot be had installs nothing */
-	for (i = 0; i < n; i++) {
-		if (page_in_kind(pt, p0 + i, st) != PAGE_DATA)
-			continue;
-		rc = page_decode(u, c, pt, p0 + i, (char *)c->scratch + (size_t)i * OS_PAGE_SIZE,
-				 &cached);
-		if (rc) {
-			ctr_add(u, rc == -EILSEQ ? CTR_swapin_fail_corrupt : CTR_swapin_fail_read, 1);
-			return rc;
-		}
+	rc = pages_decode(u, c, pt, p0, n, st);
+	if (rc) {
+		ctr_add(u, rc == -EILSEQ ? CTR_swapin_fail_corrupt : CTR_swapin_fail_read, 1);
+		return rc;
 	}
 	/* count before installing: the ioctl may wake the program */
 	partial_count(u, pt, p0, 0, n, st, 1);

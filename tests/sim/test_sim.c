@@ -365,6 +365,11 @@ static void pageout_check(unsigned step, int rc)
 		fail_msg("step %u: PAGEOUT returned %d", step, rc);
 }
 
+/* When not 0: the slot space (slots) run_random gives the instance, small
+ * enough that runs of some order run out (order-0 and page-by-page
+ * fallbacks, clusters of several orders side by side). */
+static uint32_t sim_slot_space;
+
 static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsigned steps,
 		       bool with_corruption)
 {
@@ -375,6 +380,10 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 
 	rng_seed(&r, seed);
 	sim_open(&s, &cfg, len);
+	if (sim_slot_space) {
+		slotmap_destroy(s.u->slots);
+		assert_int_equal(slotmap_create(sim_slot_space, &s.u->slots), 0);
+	}
 	s.u->max_pages = s.u->p.limit / PAGE; /* direct reclaim only */
 	s.u->high_wm = s.u->low_wm = s.u->max_pages;
 	for (step = 0; step < steps; step++) {
@@ -476,6 +485,19 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 				"%llu partial folios swapped out\n", steps,
 			(unsigned long long)corruptions, (unsigned long long)in,
 			(unsigned long long)out);
+		if (sim_slot_space) {
+			struct slotmap_stats st;
+
+			slotmap_stats(s.u->slots, &st);
+			fprintf(stderr, "# slot runs refused: order 0 %llu, 1 %llu, 2 %llu, 3 %llu, "
+					"4 %llu; order-0 runs in split runs %llu\n",
+				(unsigned long long)st.alloc_fail[0], (unsigned long long)st.alloc_fail[1],
+				(unsigned long long)st.alloc_fail[2], (unsigned long long)st.alloc_fail[3],
+				(unsigned long long)st.alloc_fail[4], (unsigned long long)st.frag_allocs);
+			/* or the packed runs of partial folios never fell back */
+			if (!st.alloc_fail[1] && !st.alloc_fail[2] && !st.alloc_fail[3])
+				fail_msg("no run of order 1 to 3 was ever refused");
+		}
 		/* the sequences must reach partly swapped-in folios, or they
 		 * prove nothing about them */
 		if (s.adaptive && s.u->p.folio_size > PAGE && (!in || !out))
@@ -511,6 +533,23 @@ static void test_random_corruption_detected(void **state)
 	(void)state;
 	run_random(4, (struct uswap_config){ .limit = 8 * 65536, .codec = "none" }, 32 * 65536,
 		   10000, true);
+}
+
+/* A slot space of 3 clusters for 1024 pages: runs of every order (whole
+ * folios, packed partial folios of 2^m pages) compete for clusters, and
+ * the page-by-page fallbacks run. */
+static void test_random_tight_slots(void **state)
+{
+	uint64_t seed;
+
+	(void)state;
+	sim_slot_space = 3 * SLOT_CLUSTER;
+	for (seed = 40; seed < 44; seed++)
+		run_random(seed, (struct uswap_config){ .limit = 8 * 65536 }, 64 * 65536, 10000,
+			   false);
+	run_random(44, (struct uswap_config){ .limit = 8 * 65536, .codec = "none" }, 64 * 65536,
+		   10000, true);
+	sim_slot_space = 0;
 }
 
 /* The same random sequences with whole-folio swap-in only. */
@@ -851,6 +890,177 @@ static void test_partial_evicts_as_one_blob(void **state)
 	sim_close(&s);
 }
 
+/* The store's gets, counted (the ram store counts none of its own). */
+static const struct store_ops *counted_ops;
+static uint64_t counted_gets;
+
+static int counted_get(struct store *st, store_handle_t h, store_visit_fn fn, void *arg)
+{
+	counted_gets++;
+	return counted_ops->get(st, h, fn, arg);
+}
+
+/*
+ * A folio whose pages lie in interleaved runs (pages 1, 3, 5 packed in one
+ * run by a partial eviction, the others still in the folio's old run)
+ * comes back with one store read per run, whole (decode_fallback) or as
+ * the completion of a partial folio (folio_swap_in_pages), not one per
+ * change of run.
+ */
+static void test_interleaved_runs_read_once(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536 };
+	const size_t nfolios = 64, f = 20;
+	const unsigned in[3] = { 1, 3, 5 };
+	struct pagetable *pt;
+	struct sim s;
+	struct rng r;
+	uint64_t reads;
+	size_t p;
+	unsigned i;
+
+	static struct store_ops ops;
+
+	(void)state;
+	rng_seed(&r, 13);
+	sim_open(&s, &cfg, nfolios * 65536);
+	counted_ops = s.u->p.store_ops;
+	ops = *counted_ops;
+	ops.get = counted_get;
+	s.u->p.store_ops = &ops;
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	for (p = f * 16; p < (f + 1) * 16; p++) {
+		/* data pages only: no zero or same-filled page leaves the runs */
+		pagegen_fill(s.shadow + p * PAGE, 5, p, rng_next(&r));
+		memcpy(s.mem + p * PAGE, s.shadow + p * PAGE, PAGE);
+	}
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, f, in[0]);
+	for (i = 1; i < 3; i++) {
+		sim_read(&s, ((f + 5 * i) % nfolios) * 16 + i); /* far away: still random */
+		sim_read(&s, f * 16 + in[i]);
+	}
+	assert_int_equal(folio_mapped_pages(&s, f), 3);
+	for (i = 0; i < 3; i++) {
+		/* written since (data again): the old copies must not come back */
+		p = f * 16 + in[i];
+		pagegen_fill(s.shadow + p * PAGE, 5, p, rng_next(&r));
+		sim_touch(&s, p, true);
+		assert_false(sim_os_wp(s.mem + p * PAGE));
+		sim_os_cow(s.mem + p * PAGE);
+		memcpy(s.mem + p * PAGE, s.shadow + p * PAGE, PAGE);
+	}
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	assert_int_equal(folio_state_of(folio_word_load(pt, (uint32_t)f)), FOLIO_OUT);
+	sim_check(&s);
+
+	/* whole: 2 runs, 2 reads */
+	reads = counted_gets;
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_WILLNEED), 0);
+	assert_int_equal(counted_gets - reads, 2);
+	for (p = f * 16; p < (f + 1) * 16; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+
+	/* the same layout again, then the completion of a partial folio */
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	for (i = 1; i < 12; i++)
+		if (folio_state_of(folio_word_load(pt, (uint32_t)((f + 7 * i) % nfolios))) ==
+		    FOLIO_OUT)
+			sim_read(&s, ((f + 7 * i) % nfolios) * 16 + i);
+	sim_read(&s, f * 16 + 9);
+	assert_true(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL);
+	assert_int_equal(folio_mapped_pages(&s, f), 1);
+	reads = counted_gets;
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_WILLNEED), 0);
+	assert_int_equal(folio_mapped_pages(&s, f), 16);
+	assert_int_equal(counted_gets - reads, 2);
+	for (p = 0; p < s.pages; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+	sim_close(&s);
+}
+
+/*
+ * A corrupted packed run (pages 1, 3, 5 of a folio whose other pages are
+ * in its old run): only the pages whose data is in it are poisoned, by
+ * sequential and random faults alike; the others read right.
+ */
+static void test_packed_run_corrupt(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536, .codec = "none" };
+	const size_t nfolios = 64, f = 20;
+	const unsigned in[3] = { 1, 3, 5 };
+	struct pagetable *pt;
+	struct sim s;
+	struct rng r;
+	store_handle_t h;
+	slot_t first;
+	unsigned i, order;
+	size_t p;
+
+	(void)state;
+	rng_seed(&r, 14);
+	sim_open(&s, &cfg, nfolios * 65536);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	for (p = f * 16; p < (f + 1) * 16; p++) {
+		pagegen_fill(s.shadow + p * PAGE, 5, p, rng_next(&r));
+		memcpy(s.mem + p * PAGE, s.shadow + p * PAGE, PAGE);
+	}
+	assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+	make_partial(&s, &r, nfolios, f, in[0]);
+	for (i = 1; i < 3; i++) {
+		sim_read(&s, ((f + 5 * i) % nfolios) * 16 + i);
+		sim_read(&s, f * 16 + in[i]);
+	}
+	for (i = 0; i < 3; i++) {
+		p = f * 16 + in[i];
+		pagegen_fill(s.shadow + p * PAGE, 5, p, rng_next(&r));
+		sim_touch(&s, p, true);
+		sim_os_cow(s.mem + p * PAGE);
+		memcpy(s.mem + p * PAGE, s.shadow + p * PAGE, PAGE);
+	}
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	assert_int_equal(slot_run(s.u->slots, entry_slot(pt->entry[f * 16 + in[1]]), &h, &first,
+				  &order), 0);
+	assert_int_equal(order, 2);
+	assert_int_equal(s.u->p.store_ops->get(s.u->store, h, corrupt_visit, NULL), 0);
+	for (i = 0; i < 3; i++)
+		s.poisoned[f * 16 + in[i]] = 1;
+	/* sequential first (the folio whole fails: page 0 comes alone), then
+	 * every page in an order that mixes both runs */
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_WILLNEED), -EILSEQ);
+	for (p = f * 16; p < (f + 1) * 16; p++) {
+		sim_read(&s, p);
+		if (s.poisoned[p])
+			assert_int_equal(sim_os_page(s.mem + p * PAGE), SIM_POISONED);
+		else
+			assert_int_not_equal(sim_os_page(s.mem + p * PAGE), SIM_POISONED);
+		sim_check(&s);
+	}
+	for (i = 0; i < 3; i++)
+		assert_true(s.poisoned[f * 16 + in[i]]);
+	/* evicted again: the poisoned pages keep their (corrupt) slots */
+	assert_int_equal(uswap_advise(s.u, s.mem + f * 65536, 65536, USWAP_ADV_PAGEOUT), 0);
+	sim_check(&s);
+	for (p = f * 16; p < (f + 1) * 16; p++)
+		if (!s.poisoned[p])
+			sim_read(&s, p);
+	sim_check(&s);
+	/* the program drops the folio: nothing is poisoned any more */
+	sim_os_drop(s.mem + f * 65536, 65536);
+	events_drop(s.u, s.shard, (uint64_t)(uintptr_t)(s.mem + f * 65536),
+		    (uint64_t)(uintptr_t)(s.mem + (f + 1) * 65536), false);
+	memset(s.shadow + f * 65536, 0, 65536);
+	memset(s.poisoned + f * 16, 0, 16);
+	sim_check(&s);
+	sim_close(&s);
+}
+
 /* No contiguous run to be had: the folio is stored page by page. */
 static void test_order0_fallback(void **state)
 {
@@ -909,6 +1119,9 @@ int main(void)
 		cmocka_unit_test(test_no_adapt_whole_folios),
 		cmocka_unit_test(test_partial_lazyfree_events_pagemap),
 		cmocka_unit_test(test_partial_evicts_as_one_blob),
+		cmocka_unit_test(test_random_tight_slots),
+		cmocka_unit_test(test_interleaved_runs_read_once),
+		cmocka_unit_test(test_packed_run_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
