@@ -315,10 +315,16 @@ static bool page_absent(const struct pagetable *pt, uint32_t p)
  * one per page, and a better ratio than 4 KiB blobs: random access leaves
  * many such folios (it used to end the budget run at 10.2 bytes of
  * metadata per page, and the store 20% above zram).  Nothing changes
- * unless it all succeeds.  @return 0; -ENOSPC when no run of 2^m slots is
- * free or the store is full (the caller stores the pages one by one, or
- * finds out); -errno (*why set when the codec failed).
+ * unless it all succeeds.  @return 0; -ENOSPC when more than
+ * PACKED_MAX_PAGES pages moved, no run of 2^m slots is free or the store
+ * is full (the caller stores the pages one by one, or finds out); -errno
+ * (*why set when the codec failed).
  */
+/* At most this many pages in one packed blob: a random fault on one of
+ * them decodes the blob up to its page (all of it with zstd), so larger
+ * folios (up to 512 pages) with more pages resident go out page by page. */
+#define PACKED_MAX_PAGES 16u
+
 static int evict_partial_packed(struct uswap *u, struct folio_ctx *c, const char *staging,
 				struct pagetable *pt, uint32_t p0, const uint64_t *moved,
 				struct folio_encode_result *res, enum counter *why)
@@ -330,6 +336,10 @@ static int evict_partial_packed(struct uswap *u, struct folio_ctx *c, const char
 	int rc;
 
 	for (i = 0; i < npages; i++)
+		k += moved[i / 64] >> (i % 64) & 1;
+	if (k > PACKED_MAX_PAGES)
+		return -ENOSPC;
+	for (i = 0, k = 0; i < npages; i++)
 		if (moved[i / 64] >> (i % 64) & 1) {
 			memcpy((char *)c->scratch2 + (size_t)k * OS_PAGE_SIZE,
 			       staging + (size_t)i * OS_PAGE_SIZE, OS_PAGE_SIZE);

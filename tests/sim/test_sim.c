@@ -1061,6 +1061,59 @@ static void test_packed_run_corrupt(void **state)
 	sim_close(&s);
 }
 
+/*
+ * Packed blobs stay small: a partly resident folio of 32 pages holding 17
+ * goes out page by page (a random fault on a packed page decodes its blob
+ * up to it), one holding 16 as one blob.
+ */
+static void test_packed_blob_at_most_16_pages(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 131072 };
+	const size_t nfolios = 128, fpages = 32;
+	struct pagetable *pt;
+	struct sim s;
+	struct rng r;
+	size_t p, f;
+	unsigned n, i;
+
+	(void)state;
+	rng_seed(&r, 13);
+	sim_open(&s, &cfg, nfolios * 131072);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+	for (n = 16, f = 10; n <= 17; n++, f += 20) {
+		uint64_t objects, zeros, mapped = 0;
+
+		/* n pages of folio f, one at a time, after and between reads
+		 * far apart (the region's faults look random) */
+		assert_int_equal(uswap_advise(s.u, s.mem, s.len, USWAP_ADV_PAGEOUT), 0);
+		for (i = 1; i < 12; i++)
+			sim_read(&s, ((f + 37 * i) % nfolios) * fpages + i);
+		for (i = 0; i < n; i++) {
+			sim_read(&s, ((f + 3 + 5 * i) % nfolios) * fpages + i % fpages);
+			sim_read(&s, f * fpages + (7 * i) % fpages);
+		}
+		for (p = f * fpages; p < (f + 1) * fpages; p++)
+			mapped += sim_os_page(s.mem + p * PAGE) != SIM_ABSENT;
+		if (!(folio_word_load(pt, (uint32_t)f) & FOLIO_PARTIAL) || mapped != n)
+			fail_msg("n %u: folio %zu word 0x%x, %llu pages mapped", n, f,
+				 folio_word_load(pt, (uint32_t)f), (unsigned long long)mapped);
+		objects = sim_stat(&s, "store_objects");
+		zeros = sim_stat(&s, "zero_pages_out");
+		assert_int_equal(uswap_advise(s.u, s.mem + f * 131072, 131072, USWAP_ADV_PAGEOUT),
+				 0);
+		/* page by page: an object per page that is not zero */
+		zeros = sim_stat(&s, "zero_pages_out") - zeros;
+		assert_int_equal(sim_stat(&s, "store_objects"), objects + (n <= 16 ? 1 : n - zeros));
+		sim_check(&s);
+	}
+	for (p = 0; p < s.pages; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+	sim_close(&s);
+}
+
 /* No contiguous run to be had: the folio is stored page by page. */
 static void test_order0_fallback(void **state)
 {
@@ -1119,6 +1172,7 @@ int main(void)
 		cmocka_unit_test(test_no_adapt_whole_folios),
 		cmocka_unit_test(test_partial_lazyfree_events_pagemap),
 		cmocka_unit_test(test_partial_evicts_as_one_blob),
+		cmocka_unit_test(test_packed_blob_at_most_16_pages),
 		cmocka_unit_test(test_random_tight_slots),
 		cmocka_unit_test(test_interleaved_runs_read_once),
 		cmocka_unit_test(test_packed_run_corrupt),
