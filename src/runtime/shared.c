@@ -202,14 +202,16 @@ static bool folio_take_over_ownerless(struct uswap *u, struct region *r, uint32_
 
 /*
  * The folio counts as ownerless for OWNERLESS_STALE_NS only if it has been
- * one lock all along: a wake-up, or a word that changed while we slept,
- * is an unlock (the lock changed hands, maybe to a live locker between its
- * two stores), and the time starts again.
+ * one lock all along: a wake-up, or a word that changed since the last
+ * sleep, is an unlock (the lock changed hands, maybe to a live locker
+ * between its two stores), and the time starts again.  (A hand-over that
+ * leaves the word as it was and whose wake-up we miss, being awake, is not
+ * seen: see OWNERLESS_STALE_NS.)
  */
 uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 {
 	uint64_t ownerless_since = 0;
-	uint32_t w;
+	uint32_t w, slept_on = 0;
 
 	for (;;) {
 		uint32_t sleep_on;
@@ -221,6 +223,11 @@ uint32_t shared_folio_lock(struct uswap *u, struct region *r, uint32_t f)
 		sleep_on = folio_prepare_wait(&r->pt, f);
 		if (!sleep_on)
 			continue;
+		/* changed since the last sleep (between our look at it and
+		 * this one): the lock changed hands */
+		if (sleep_on != slept_on)
+			ownerless_since = 0;
+		slept_on = sleep_on;
 		if (os_futex_wait_shared(&r->pt.fword[f], sleep_on, SHARED_POLL_NS)) {
 			ownerless_since = 0;
 			continue;
