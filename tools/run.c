@@ -52,8 +52,9 @@ void run_usage(FILE *f)
 		"options:\n"
 		"  --limit SIZE        resident budget, e.g. 512M; 0 = no limit [USWAP_LIMIT]\n"
 		"  --codec NAME        lz4 (default), zstd or none [USWAP_CODEC]\n"
-		"  --store URI         ram (default), file:DIR, ram,file:DIR or\n"
-		"                      redis://HOST:PORT[,...] (see uswap(1)) [USWAP_STORE]\n"
+		"  --store URI         ram (default), file:DIR, ram,file:DIR[,ram=SIZE],\n"
+		"                      redis://[[USER]:PASSWORD@]HOST:PORT[,...][?timeout=MS]\n"
+		"                      or rediss://... over TLS (see uswap(1)) [USWAP_STORE]\n"
 		"  --folio SIZE        folio size, a power of two from 4K to 2M (default 64K)\n"
 		"                      [USWAP_FOLIO]\n"
 		"  --store-limit SIZE  memory the store may use; 0 = no limit [USWAP_STORE_LIMIT]\n"
@@ -115,6 +116,22 @@ static int shim_path(char *out, size_t cap)
 	return -1;
 }
 
+/* The option each USWAP_* variable came from on this command line (NULL:
+ * the environment), to name it in a refusal. */
+static const char *given[sizeof(run_flags) / sizeof(run_flags[0])];
+
+/* A refusal names the variable; say which option set it, if one did. */
+static void refusal_print(const char *msg)
+{
+	size_t i;
+
+	fprintf(stderr, "uswap run: %s\n", msg);
+	for (i = 0; i < NFLAGS; i++)
+		if (given[i] && strstr(msg, run_flags[i].env))
+			fprintf(stderr, "uswap run: (%s is what %s \"%s\" sets)\n", run_flags[i].env,
+				run_flags[i].flag, given[i]);
+}
+
 /* Check every USWAP_* value as the shim will read it. */
 static int settings_check(void)
 {
@@ -124,17 +141,20 @@ static int settings_check(void)
 
 	if (v) {
 		if (uswap_parse_size("USWAP_MIN_MAP", v, &n)) {
-			fprintf(stderr, "uswap run: %s\n", uswap_last_error());
+			refusal_print(uswap_last_error());
 			return -1;
 		}
 		if (n < 4096) {
-			fprintf(stderr,
-				"uswap run: USWAP_MIN_MAP \"%s\" is not allowed: use at least 4K\n", v);
+			char msg[160];
+
+			snprintf(msg, sizeof(msg),
+				 "USWAP_MIN_MAP \"%.64s\" is not allowed: use at least 4K", v);
+			refusal_print(msg);
 			return -1;
 		}
 	}
 	if (uswap_open(NULL, &u)) {
-		fprintf(stderr, "uswap run: %s\n", uswap_last_error());
+		refusal_print(uswap_last_error());
 		return -1;
 	}
 	uswap_close(u);
@@ -180,6 +200,7 @@ int cmd_run(int argc, char **argv)
 			return 2;
 		}
 		setenv(f->env, v, 1);
+		given[f - run_flags] = v;
 	}
 	if (i >= argc) {
 		fprintf(stderr, "uswap run: no program given\n");

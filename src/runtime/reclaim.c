@@ -167,17 +167,26 @@ int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
 static void overshoot_report(struct uswap *u, int why)
 {
 	int expected = 0;
+	char full[128];
 
 	ctr_add(u, CTR_limit_overshoot_bytes, folio_bytes(u));
-	if (__atomic_compare_exchange_n(&u->overshoot_reported, &expected, 1, false,
-					__ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		fprintf(stderr,
-			"uswap: resident memory exceeds the budget of %zu bytes: %s; "
-			"nothing is dropped (see the limit_overshoot_bytes counter)\n",
-			u->p.limit,
-			why == -ENOSPC ? "the store is full (store_limit reached)"
-				       : "nothing can be evicted now (its folios are pinned, locked, or "
-					  "shared copy-on-write with another process since a fork)");
+	if (!__atomic_compare_exchange_n(&u->overshoot_reported, &expected, 1, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	if (u->p.store_limit)
+		snprintf(full, sizeof(full), "the store is full (store_limit of %zu bytes reached)",
+			 u->p.store_limit);
+	else
+		snprintf(full, sizeof(full), "the store has no room (its file system or server is "
+					     "full)");
+	fprintf(stderr,
+		"uswap: resident memory exceeds the budget of %zu bytes: %s; nothing is dropped "
+		"(see the limit_overshoot_bytes counter)\n",
+		u->p.limit,
+		why == -ENOSPC ? full
+			       : "nothing can be evicted now (every resident folio is in use by a "
+				 "fault or an eviction, pinned, or shared copy-on-write since a fork; "
+				 "a budget of a few folios meets this often)");
 }
 
 uint64_t budget_resident(struct uswap *u)

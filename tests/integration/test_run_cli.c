@@ -85,7 +85,8 @@ static void test_bad_values_stop_before_the_program(void **state)
 	run_must_refuse(NULL, (const char *[]){ "--recompress", "99", NULL }, "level 99");
 	run_must_refuse(NULL, (const char *[]){ "--recompress", "9", "--store", "file:/tmp", NULL },
 			"recompress");
-	run_must_refuse(NULL, (const char *[]){ "--pin", "2", NULL }, "USWAP_PIN \"2\"");
+	run_must_refuse(NULL, (const char *[]){ "--pin", "2", NULL }, "--pin \"2\" sets");
+	run_must_refuse(NULL, (const char *[]){ "--min-map", "100", NULL }, "--min-map \"100\" sets");
 	run_must_refuse(NULL, (const char *[]){ "--swapcache=yes", NULL }, "\"yes\"");
 	run_must_refuse(NULL, (const char *[]){ "--adapt", "-1", NULL }, "\"-1\"");
 	run_must_refuse(NULL, (const char *[]){ "--limit", "4K", NULL }, "4096");
