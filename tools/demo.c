@@ -8,6 +8,7 @@
  * every byte: each page's hash is kept (outside managed memory) when it is
  * written and compared whenever it is read.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,11 +225,20 @@ int cmd_demo(int argc, char **argv)
 			continue;
 		if (!strcmp(argv[i], "--size") && i + 1 < argc) {
 			if (uswap_parse_size("--size", argv[++i], &size)) {
-				fprintf(stderr, "uswap: %s\n", uswap_last_error());
+				fprintf(stderr, "uswap demo: %s\n", uswap_last_error());
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-			d.seed = strtoull(argv[++i], NULL, 0);
+			const char *v = argv[++i];
+			char *end;
+
+			errno = 0;
+			d.seed = strtoull(v, &end, 10);
+			if (!isdigit((unsigned char)*v) || *end || errno) {
+				fprintf(stderr, "uswap demo: --seed \"%s\" is not allowed: give a whole "
+						"number from 0 to 18446744073709551615\n", v);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--no-progress")) {
 			d.progress = 0;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -248,7 +258,7 @@ int cmd_demo(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "uswap demo: %s\n", *uswap_last_error() ? uswap_last_error()
 									 : uswap_strerror(rc));
-		return 1;
+		return rc == -EINVAL ? 2 : 1; /* a bad value, as the options above */
 	}
 	d.pages = size / PAGE;
 	d.hash = calloc(d.pages, sizeof(*d.hash));

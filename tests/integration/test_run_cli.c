@@ -98,6 +98,27 @@ static void test_bad_values_stop_before_the_program(void **state)
 	run_must_refuse("USWAP_MIN_MAP=1X", (const char *[]){ NULL }, "USWAP_MIN_MAP \"1X\"");
 }
 
+/* uswap demo refuses bad values as run does: exit 2, the value named,
+ * nothing run. */
+static void test_demo_bad_values(void **state)
+{
+	const char *cases[][3] = { { "--seed", "x", "\"x\"" },
+				   { "--size", "12Q", "\"12Q\"" },
+				   { "--limit", "3K", "3072" },
+				   { "--codec", "lzma", "\"lzma\"" } };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = { USWAP_BIN, "demo", (char *)cases[i][0], (char *)cases[i][1],
+				 "--no-progress", NULL };
+
+		assert_int_equal(st_run(argv, out_path, 60), 2);
+		assert_true(st_file_has(out_path, cases[i][2]));
+		assert_false(st_file_has(out_path, "verified"));
+	}
+}
+
 static void test_exit_status_and_output_pass_through(void **state)
 {
 	char *argv[] = { USWAP_BIN, "run", "--limit", "8M", "--codec", "zstd", "--recompress", "15",
@@ -269,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_stat_watch_ends_with_the_program),
 		cmocka_unit_test(test_stat_only_for_the_same_user_or_root),
 		cmocka_unit_test(test_help_matches_the_man_page),
+		cmocka_unit_test(test_demo_bad_values),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
