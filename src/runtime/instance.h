@@ -332,6 +332,11 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 /* Decode the stored run of handle h (npages pages) into dst.
  * @return 0; -errno from the store or the blob (-EILSEQ: corrupt). */
 int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages);
+/* The run that holds the slot of page p (which has one): its handle,
+ * first slot and order.  @return 0; -EILSEQ for a run larger than a folio
+ * (a corrupt slot map); slot_run's error. */
+int page_run(struct uswap *u, const struct pagetable *pt, uint32_t p, store_handle_t *h,
+	     slot_t *first, unsigned *order);
 
 /* ---- swapin_partial.c ---- */
 /* Record a fault at page of r and answer whether the region's faults look

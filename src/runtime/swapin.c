@@ -70,6 +70,14 @@ static int decode_visit(const void *obj, size_t len, void *arg)
 	return folio_decode(obj, len, d->dst, d->npages, NULL);
 }
 
+int page_run(struct uswap *u, const struct pagetable *pt, uint32_t p, store_handle_t *h,
+	     slot_t *first, unsigned *order)
+{
+	int rc = slot_run(u->slots, entry_slot(pt->entry[p]), h, first, order);
+
+	return rc ? rc : *order > pt->folio_order ? -EILSEQ : 0;
+}
+
 int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages)
 {
 	struct decode_arg d = { dst, npages };
@@ -125,11 +133,9 @@ static int decode_fallback(struct uswap *u, struct folio_ctx *c, struct pagetabl
 
 		if (kind[i] != PAGE_IN_DATA || (done[i / 64] >> (i % 64) & 1))
 			continue;
-		rc = slot_run(u->slots, entry_slot(pt->entry[p0 + i]), &h, &first, &order);
+		rc = page_run(u, pt, p0 + i, &h, &first, &order);
 		if (rc)
 			return rc;
-		if (order > pt->folio_order)
-			return -EILSEQ;
 		rc = run_decode(u, h, c->scratch2, 1u << order);
 		if (rc)
 			return rc;

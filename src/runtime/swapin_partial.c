@@ -112,13 +112,11 @@ static int page_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *p
 	slot_t s = entry_slot(pt->entry[p]), first;
 	store_handle_t h;
 	unsigned order;
-	int rc = slot_run(u->slots, s, &h, &first, &order);
+	int rc = page_run(u, pt, p, &h, &first, &order);
 	struct page_decode_arg a;
 
 	if (rc)
 		return rc;
-	if (order > pt->folio_order)
-		return -EILSEQ;
 	a = (struct page_decode_arg){c->scratch2, 1u << order, s.v - first.v,
 				     first.v == cached->first.v, 0};
 	if (!a.whole || a.page >= cached->valid) {
@@ -173,11 +171,9 @@ static int pages_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *
 
 		if (!(todo[i / 64] >> (i % 64) & 1))
 			continue;
-		rc = slot_run(u->slots, entry_slot(pt->entry[p0 + i]), &h, &first, &order);
+		rc = page_run(u, pt, p0 + i, &h, &first, &order);
 		if (rc)
 			return rc;
-		if (order > pt->folio_order)
-			return -EILSEQ;
 		/* a used slot in the run's aligned window is the run's (slotmap.c);
 		 * an order-0 run has page i alone */
 		end = order ? n : i + 1;
