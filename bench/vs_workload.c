@@ -36,6 +36,11 @@
  * its counters (with a file store, --store file:DIR, its pool_bytes are
  * bytes of the file: "store_disk_bytes").  Not a test: figures never fail
  * it.
+ *
+ * With VS_PHASE_TIMES set, each phase's start and end (CLOCK_MONOTONIC
+ * seconds) go to stderr, to profile one phase:
+ *   VS_PHASE_TIMES=1 perf record -k CLOCK_MONOTONIC -a -g -- build/vs_workload ...
+ *   perf report --time START,END
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -404,6 +409,8 @@ static int phase_run(struct run *r, enum phase ph)
 	faults_now(r, &f0, &mj0, &ns0);
 	counters_now(r, c0);
 	t0 = now_s();
+	if (getenv("VS_PHASE_TIMES"))
+		fprintf(stderr, "phase %s %.6f\n", phase_names[ph], t0);
 	switch (ph) {
 	case PH_FILL:
 		n = pages;
@@ -449,6 +456,8 @@ static int phase_run(struct run *r, enum phase ph)
 		break;
 	}
 	res->seconds = now_s() - t0;
+	if (getenv("VS_PHASE_TIMES"))
+		fprintf(stderr, "phase_end %s %.6f\n", phase_names[ph], now_s());
 	res->accesses = n;
 	if (ph != PH_FORK) {
 		faults_now(r, &f1, &mj1, &ns1);

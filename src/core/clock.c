@@ -75,3 +75,25 @@ bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t
 	}
 	return false;
 }
+
+unsigned clock_take_next(struct clock_hand *h, struct pagetable *pt, size_t t, uint32_t f,
+			 unsigned max)
+{
+	unsigned n = 0;
+
+	while (n < max && h->table == t && h->folio == f + 1 + n && h->folio < pt->nfolios) {
+		uint32_t w = folio_word_load(pt, h->folio);
+
+		if (folio_state_of(w) != FOLIO_RESIDENT ||
+		    (w & (FOLIO_LOCKED | FOLIO_PINNED | FOLIO_REFERENCED | FOLIO_BUSY |
+			  FOLIO_AGE_MASK | FOLIO_PARTIAL)))
+			break;
+		/* as in clock_pick: only the word looked at */
+		if (!__atomic_compare_exchange_n(&pt->fword[h->folio], &w, w | FOLIO_LOCKED, false,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			break;
+		h->folio++;
+		n++;
+	}
+	return n;
+}

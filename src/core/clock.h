@@ -34,6 +34,17 @@ typedef struct pagetable *(*clock_table_fn)(void *arg, size_t i);
 bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t n,
 		size_t *table, uint32_t *folio);
 
+/*
+ * Right after a pick of folio f of table t (pt), lock the folios after it
+ * that the hand would pick next, as long as it would pick each (the same
+ * test as clock_pick) and none is PARTIAL, at most max of them; the hand
+ * moves past them.  An eviction of consecutive folios moves them all out
+ * of the program at once (evict.c).  @return how many were locked: folios
+ * f + 1 .. f + n.
+ */
+unsigned clock_take_next(struct clock_hand *h, struct pagetable *pt, size_t t, uint32_t f,
+			 unsigned max);
+
 /* Tables were inserted or removed: restart the sweep. */
 void clock_reset(struct clock_hand *h);
 

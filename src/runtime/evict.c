@@ -11,9 +11,11 @@
  * the pages are moved back: nothing is lost and the folio stays resident.
  *
  * A swap-cached folio (SWAPCACHE: swapped in and not written since, its
- * data pages write-protected) still has its stored copy: its pages are
- * moved out the same way and simply dropped, once its zero pages are
- * checked to be still zero (the shared zero page is not write-protected, a
+ * pages write-protected) still has its stored copy: its pages are moved
+ * out the same way and simply dropped, once its pages without a stored
+ * copy are checked to be still zero (they come in write-protected with the
+ * rest, swapin.c, so this is a guard that costs a read of those pages: a
+ * zero page mapped as the shared zero page is not write-protected, and a
  * write to it is a copy-on-write the kernel does not report).
  *
  * Pages move out with the staging userfaultfd (the destination must be
@@ -473,7 +475,10 @@ done:
 	return 0;
 }
 
-int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
+/* folio_evict of a folio not PARTIAL into its staging folio, where its
+ * first premoved pages are already. */
+static int evict_whole(struct uswap *u, struct folio_ctx *c, char *staging, struct region *r,
+		       uint32_t f, unsigned premoved)
 {
 	struct pagetable *pt = &r->pt;
 	unsigned npages = folio_pages(pt), order = pt->folio_order, i;
@@ -483,18 +488,12 @@ int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t
 	struct folio_encode_result res;
 	struct stored_run run = { 0 };
 	enum counter why = CTR_COUNT; /* the failure reason, when not rc's */
-	char *staging = staging_take(u, c);
 	int rc;
 
-	if (!staging) {
-		/* the ring could not be emptied: nothing moved, nothing to undo */
-		evict_fail_count(u, CTR_COUNT, -EIO);
-		return -EIO;
-	}
-	if (folio_word_load(pt, f) & FOLIO_PARTIAL)
-		return evict_partial(u, c, staging, r, f);
 	memset(moved, 0, sizeof(moved));
-	rc = move_pages_out(u, staging, base, 0, npages, moved);
+	for (i = 0; i < premoved; i++)
+		moved[i / 64] |= 1ull << (i % 64);
+	rc = move_pages_out(u, staging, base, premoved, npages, moved);
 	if (rc)
 		goto err_move_back;
 	if (lazyfree_discard_whole(u, r, f))
@@ -573,6 +572,54 @@ err_move_back:
 	lazyfree_forget(u, r, f);
 	evict_fail_count(u, why, rc);
 	return rc;
+}
+
+int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f)
+{
+	char *staging = staging_take(u, c);
+
+	if (!staging) {
+		/* the ring could not be emptied: nothing moved, nothing to undo */
+		evict_fail_count(u, CTR_COUNT, -EIO);
+		return -EIO;
+	}
+	if (folio_word_load(&r->pt, f) & FOLIO_PARTIAL)
+		return evict_partial(u, c, staging, r, f);
+	return evict_whole(u, c, staging, r, f, 0);
+}
+
+/*
+ * Each UFFDIO_MOVE out of the program ends with a TLB flush, an IPI to
+ * every CPU running one of its threads: one per eviction was the largest
+ * single cost of a sequential pass under a hypervisor whose IPIs are slow
+ * (docs/BENCHMARKS.md).  Consecutive folios move out together, into
+ * consecutive staging folios, with one ioctl and one flush (the kernel
+ * batches the present pages of one page table); the ioctl stops at the
+ * first page it cannot move (a hole, a page shared since a fork), and each
+ * folio then goes on alone from where it stopped, as folio_evict would.
+ */
+void folios_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+		  unsigned n, int *rc)
+{
+	unsigned npages = folio_pages(&r->pt), i;
+	size_t fs = folio_bytes(u);
+	char *staging = n > 1 ? staging_take_run(u, c, n) : NULL;
+	long moved = 0;
+
+	if (!staging) {
+		for (i = 0; i < n; i++)
+			rc[i] = folio_evict(u, c, r, f + i);
+		return;
+	}
+	moved = os_uffd_move(u->staging_fd, staging, r->start + (size_t)f * fs, n * fs,
+			     OS_DONTWAKE);
+	moved = moved > 0 ? moved / (long)OS_PAGE_SIZE : 0;
+	for (i = 0; i < n; i++) {
+		long pre = moved - (long)i * npages;
+
+		rc[i] = evict_whole(u, c, staging + i * fs, r, f + i,
+				    pre <= 0 ? 0 : pre >= npages ? npages : (unsigned)pre);
+	}
 }
 
 void folio_release(struct uswap *u, struct region *r, uint32_t f)

@@ -149,9 +149,20 @@ int staging_flush(struct uswap *u, struct folio_ctx *c)
 	return 0;
 }
 
+char *staging_take_run(struct uswap *u, struct folio_ctx *c, unsigned n)
+{
+	char *run;
+
+	if (n > c->staging_n)
+		return NULL;
+	if (c->staging_used + n > c->staging_n && staging_flush(u, c))
+		return NULL;
+	run = c->staging + (size_t)c->staging_used * folio_bytes(u);
+	c->staging_used += n;
+	return run;
+}
+
 char *staging_take(struct uswap *u, struct folio_ctx *c)
 {
-	if (c->staging_used == c->staging_n && staging_flush(u, c))
-		return NULL;
-	return c->staging + (size_t)c->staging_used++ * folio_bytes(u);
+	return staging_take_run(u, c, 1);
 }

@@ -249,6 +249,9 @@ void folio_ctx_put(struct uswap *u, struct folio_ctx *c);
  * @return the folio; NULL when the ring could not be dropped (a message
  *         says why; nothing may be moved into a folio not known empty). */
 char *staging_take(struct uswap *u, struct folio_ctx *c);
+/* n consecutive empty staging folios (staging_take's rules); NULL also
+ * when n is more than the ring holds. */
+char *staging_take_run(struct uswap *u, struct folio_ctx *c, unsigned n);
 /* Drop the pages of every used staging folio with one MADV_DONTNEED (one
  * TLB flush for all), making them empty again.  Called when the ring is
  * used up, before the thread sleeps, and when a borrowed context is given
@@ -266,6 +269,10 @@ int staging_flush(struct uswap *u, struct folio_ctx *c);
  *         the folio stays resident (without SWAPCACHE).
  */
 int folio_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f);
+/* folio_evict of folios [f, f + n) of r, locked by the caller, none
+ * PARTIAL, their pages moved out together; rc[i] is folio f + i's result. */
+void folios_evict(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
+		  unsigned n, int *rc);
 /* Free the slots and zero bits of pages [first, first+n) of folio f, which
  * the caller has locked (unmap, remove events, a write to a swap-cached
  * folio).  Counts pages whose slot was shared (fork) in *shared.
@@ -390,8 +397,13 @@ void budget_release(struct uswap *u, struct pagetable *pt, uint32_t f, uint64_t 
  * gets (FOLIO_AGE_MASK when it was evicted recently, else 0). */
 uint32_t eviction_stamp(struct uswap *u);
 uint32_t refault_age(struct uswap *u, uint32_t word);
-/* Evict one cold folio.  @return 0; -EAGAIN when none could be evicted. */
-int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why);
+/* At most this many consecutive folios are evicted together. */
+#define RECLAIM_BATCH_MAX 8u
+/* Evict a cold folio, and up to max - 1 consecutive ones after it that the
+ * clock would evict next (folios_evict), each counted in why.
+ * @return 0 when at least one was evicted; -ENOSPC (store full); -EAGAIN
+ * when none could be. */
+int reclaim_some(struct uswap *u, struct folio_ctx *c, enum counter why, unsigned max);
 int reclaimer_start(struct uswap *u);
 
 /* ---- recompress.c ---- */

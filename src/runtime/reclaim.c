@@ -115,50 +115,86 @@ uint32_t refault_age(struct uswap *u, uint32_t word)
 	return FOLIO_AGE_MASK;
 }
 
-/* Pick and lock a victim with the clock (core/clock.c). */
-static bool victim_pick(struct uswap *u, struct region **rp, uint32_t *fp)
+/*
+ * Pick and lock a victim with the clock (core/clock.c), and up to max - 1
+ * consecutive folios after it that the hand would pick next (a private
+ * region's, none PARTIAL), evicted with it in one move (folios_evict).
+ * @return how many were locked: folios *fp .. *fp + n - 1; 0 when none.
+ */
+static unsigned victims_pick(struct uswap *u, unsigned max, struct region **rp, uint32_t *fp)
 {
+	unsigned n = 0;
 	size_t t;
-	bool found;
 
 	pthread_mutex_lock(&u->clock_lock);
-	found = clock_pick(&u->hand, region_table_at, u, u->regions.n, &t, fp);
+	if (clock_pick(&u->hand, region_table_at, u, u->regions.n, &t, fp)) {
+		struct region *r = u->regions.v[t];
+
+		n = 1;
+		if (max > 1 && !r->sh && !(folio_word_load(&r->pt, *fp) & FOLIO_PARTIAL))
+			n += clock_take_next(&u->hand, &r->pt, t, *fp, max - 1);
+		*rp = r;
+	}
 	pthread_mutex_unlock(&u->clock_lock);
-	if (found)
-		*rp = u->regions.v[t];
-	return found;
+	return n;
 }
 
-int reclaim_one(struct uswap *u, struct folio_ctx *c, enum counter why)
+/* The end of one victim's eviction, which returned rc; charge is what it
+ * counted before.  @return rc. */
+static int victim_done(struct uswap *u, struct region *r, uint32_t f, uint64_t charge, int rc,
+		       enum counter why)
+{
+	if (rc == 0) {
+		if (!r->sh) /* shared_evict counts its own */
+			budget_release(u, &r->pt, f, charge);
+		/* the stamp is this instance's count: private folios only */
+		folio_unlock_wake(r, f, FOLIO_OUT, r->sh ? 0 : eviction_stamp(u), FOLIO_REFERENCED);
+		ctr_add(u, why, 1);
+		return 0;
+	}
+	/* refused (pinned or shared pages, a kernel error): skip it for a turn
+	 * of the clock; a full store is nobody's fault in particular */
+	if (rc == -EBUSY)
+		budget_exempt(u, &r->pt, f);
+	folio_unlock_wake(r, f, FOLIO_RESIDENT, rc == -ENOSPC ? 0 : FOLIO_BUSY, 0);
+	return rc;
+}
+
+int reclaim_some(struct uswap *u, struct folio_ctx *c, enum counter why, unsigned max)
 {
 	unsigned attempts;
 
+	if (max > RECLAIM_BATCH_MAX)
+		max = RECLAIM_BATCH_MAX;
 	/* A few victims may refuse (busy pages, a full store); try others. */
 	for (attempts = 0; attempts < 8; attempts++) {
+		uint64_t charge[RECLAIM_BATCH_MAX];
+		int rc[RECLAIM_BATCH_MAX];
+		bool evicted = false, full = false;
 		struct region *r;
+		unsigned n, i;
 		uint32_t f;
-		uint64_t charge;
-		int rc;
 
-		if (!victim_pick(u, &r, &f))
+		n = victims_pick(u, max, &r, &f);
+		if (!n)
 			return -EAGAIN;
-		charge = folio_charge(&r->pt, f, folio_word_load(&r->pt, f));
-		rc = r->sh ? shared_evict(u, c, r, f) : folio_evict(u, c, r, f);
-		if (rc == 0) {
-			if (!r->sh) /* shared_evict counts its own */
-				budget_release(u, &r->pt, f, charge);
-			/* the stamp is this instance's count: private folios only */
-			folio_unlock_wake(r, f, FOLIO_OUT, r->sh ? 0 : eviction_stamp(u),
-					  FOLIO_REFERENCED);
-			ctr_add(u, why, 1);
-			return 0;
+		for (i = 0; i < n; i++)
+			charge[i] = folio_charge(&r->pt, f + i, folio_word_load(&r->pt, f + i));
+		if (r->sh)
+			rc[0] = shared_evict(u, c, r, f);
+		else if (n == 1)
+			rc[0] = folio_evict(u, c, r, f);
+		else
+			folios_evict(u, c, r, f, n, rc);
+		for (i = 0; i < n; i++) {
+			int one = victim_done(u, r, f + i, charge[i], rc[i], why);
+
+			evicted |= one == 0;
+			full |= one == -ENOSPC;
 		}
-		/* refused (pinned or shared pages, a kernel error): skip it for a
-		 * turn of the clock; a full store is nobody's fault in particular */
-		if (rc == -EBUSY)
-			budget_exempt(u, &r->pt, f);
-		folio_unlock_wake(r, f, FOLIO_RESIDENT, rc == -ENOSPC ? 0 : FOLIO_BUSY, 0);
-		if (rc == -ENOSPC)
+		if (evicted)
+			return 0;
+		if (full)
 			return -ENOSPC; /* the store is full: other victims won't fit either */
 	}
 	return -EAGAIN;
@@ -201,6 +237,23 @@ void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages)
 	budget_enforce(u, c);
 }
 
+/* How many folios the background thread evicts at once: no more than
+ * takes resident down to the low watermark, nor than its staging ring
+ * holds (folios_evict moves a batch into consecutive staging folios). */
+static unsigned background_batch(struct uswap *u)
+{
+	uint64_t resident = budget_resident(u), over, folios;
+	unsigned n = RECLAIM_BATCH_MAX;
+
+	over = resident > u->low_wm ? resident - u->low_wm : 0;
+	folios = (over + (1u << u->p.folio_order) - 1) >> u->p.folio_order;
+	if (folios < n)
+		n = (unsigned)folios;
+	if (u->reclaim_ctx.staging_n < n)
+		n = u->reclaim_ctx.staging_n;
+	return n ? n : 1;
+}
+
 void budget_enforce(struct uswap *u, struct folio_ctx *c)
 {
 	if (!u->max_pages)
@@ -209,9 +262,10 @@ void budget_enforce(struct uswap *u, struct folio_ctx *c)
 		os_eventfd_signal(u->kick_fd);
 	while (budget_resident(u) > u->max_pages) {
 		/* readahead charges on the reclaimer's own thread: not the
-		 * fault path */
-		int rc = reclaim_one(u, c, c == &u->reclaim_ctx ? CTR_reclaim_background
-							     : CTR_reclaim_direct);
+		 * fault path, which evicts no more than it needs */
+		bool background = c == &u->reclaim_ctx;
+		int rc = reclaim_some(u, c, background ? CTR_reclaim_background : CTR_reclaim_direct,
+				      background ? background_batch(u) : 1);
 
 		if (rc) {
 			overshoot_report(u, rc);
@@ -244,7 +298,8 @@ static void *reclaimer_main(void *arg)
 			/* shared folios other processes bring in count too: checked
 			 * here, at least every 100 ms */
 			if (budget_resident(u) > u->low_wm)
-				rc = reclaim_one(u, &u->reclaim_ctx, CTR_reclaim_background);
+				rc = reclaim_some(u, &u->reclaim_ctx, CTR_reclaim_background,
+						  background_batch(u));
 			regions_read_unlock(&u->regions, shard);
 			pthread_rwlock_unlock(&u->fork_lock);
 			if (rc)

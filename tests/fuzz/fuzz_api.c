@@ -473,9 +473,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				recompress_run(x.u, x.ctx, x.shard);
 				break;
 			}
-			rc = reclaim_one(x.u, x.ctx, CTR_reclaim_background);
+			rc = reclaim_some(x.u, x.ctx, CTR_reclaim_background,
+					  1 + next(&x) % RECLAIM_BATCH_MAX);
 			if (rc && rc != -EAGAIN && rc != -ENOSPC)
-				fail("reclaim_one", rc, 0);
+				fail("reclaim_some", rc, 0);
 			break;
 		}
 		case 8: op_drop(&x); break;

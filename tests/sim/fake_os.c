@@ -305,8 +305,10 @@ static long pages_op(enum op op, char *dst, char *src, size_t len, unsigned flag
 		eexist = take_injection(&inject.zero_eexist_in, -EEXIST);
 	if (eexist)
 		len = OS_PAGE_SIZE; /* the racer installs the first page only */
-	if (op == OP_MOVE)
+	if (op == OP_MOVE) {
+		sim_stats.move_calls++;
 		err = take_injection(&inject.move_ebusy_in, -EBUSY);
+	}
 	if (!err && op != OP_POISON)
 		err = take_injection(&inject.eagain_in, -EAGAIN);
 	if (!err && op == OP_COPY)

@@ -41,7 +41,8 @@ struct sim_inject {
 void sim_os_inject(const struct sim_inject *in);
 
 struct sim_os_stats {
-	uint64_t copies, zeropages, moves, poisoned;
+	uint64_t copies, zeropages, moves, poisoned; /* pages */
+	uint64_t move_calls; /* UFFDIO_MOVE calls */
 };
 void sim_os_stats(struct sim_os_stats *s);
 

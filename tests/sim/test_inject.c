@@ -927,7 +927,8 @@ static void test_staging_ring(void **state)
 		} else if (op < 80) {
 			prog_read(&g, p);
 		} else if (op < 95) {
-			rc = reclaim_one(g.u, g.ctx, CTR_reclaim_background);
+			rc = reclaim_some(g.u, g.ctx, CTR_reclaim_background,
+					  1 + rng_next(&r) % RECLAIM_BATCH_MAX);
 			assert_true(rc == 0 || rc == -EAGAIN || rc == -ENOSPC);
 		} else {
 			/* a borrowed context: its ring is dropped when given back */
@@ -1032,7 +1033,7 @@ static void test_random_injections(void **state)
 			assert_true(rc == 0 || rc == -EIO || rc == -EILSEQ || rc == -ENOMEM ||
 				    rc == -EAGAIN);
 		} else if (op < 96) {
-			rc = reclaim_one(g.u, g.ctx, CTR_reclaim_background);
+			rc = reclaim_some(g.u, g.ctx, CTR_reclaim_background, 1 + rng_next(&r) % RECLAIM_BATCH_MAX);
 			assert_true(rc == 0 || rc == -EAGAIN || rc == -ENOSPC);
 		} else {
 			size_t n = 1 + (size_t)rng_below(&r, g.fpages);

@@ -403,7 +403,8 @@ static void run_random(uint64_t seed, struct uswap_config cfg, size_t len, unsig
 			pageout_check(step, uswap_advise(s.u, s.mem + p * PAGE, n * PAGE,
 							  USWAP_ADV_PAGEOUT));
 		} else if (op < 78) {
-			int rc = reclaim_one(s.u, s.ctx, CTR_reclaim_background);
+			int rc = reclaim_some(s.u, s.ctx, CTR_reclaim_background,
+					      1 + (unsigned)(step % RECLAIM_BATCH_MAX));
 
 			assert_true(rc == 0 || rc == -EAGAIN || rc == -ENOSPC);
 		} else if (op < 81) {
@@ -1115,6 +1116,94 @@ static void test_packed_blob_at_most_16_pages(void **state)
 }
 
 /* No contiguous run to be had: the folio is stored page by page. */
+/* The state of folios [f, f + n): all OUT or all RESIDENT. */
+static void assert_folios(struct sim *s, uint32_t f, uint32_t n, enum folio_state st)
+{
+	struct pagetable *pt = &s->u->regions.v[0]->pt;
+	uint32_t i;
+
+	for (i = f; i < f + n; i++)
+		if (folio_state_of(folio_word_load(pt, i)) != st)
+			fail_msg("folio %u: state %d, expected %d", i,
+				 folio_state_of(folio_word_load(pt, i)), st);
+}
+
+/*
+ * Consecutive cold folios leave with one UFFDIO_MOVE (folios_evict): the
+ * clock's victim and those the hand would pick next, never one it would
+ * pass over (a referenced folio ends the batch), never more than asked
+ * for; a move that stops part-way (a hole the program made, a kernel that
+ * reports less than it moved) leaves each folio to go on alone, and every
+ * page reads what it held.
+ */
+static void test_consecutive_victims_move_together(void **state)
+{
+	struct uswap_config cfg = { .folio_size = 65536 };
+	struct pagetable *pt;
+	struct sim_os_stats a, b;
+	struct sim_inject in = { 0 };
+	struct sim s;
+	struct rng r;
+	size_t p;
+
+	(void)state;
+	rng_seed(&r, 21);
+	sim_open(&s, &cfg, 32 * 65536);
+	pt = &s.u->regions.v[0]->pt;
+	for (p = 0; p < s.pages; p++)
+		sim_write(&s, p, &r);
+
+	/* the first turn clears every REFERENCED bit, then folio 0 and the
+	 * seven after it go, with one move */
+	sim_os_stats(&a);
+	assert_int_equal(reclaim_some(s.u, s.ctx, CTR_reclaim_background, 8), 0);
+	sim_os_stats(&b);
+	assert_folios(&s, 0, 8, FOLIO_OUT);
+	assert_folios(&s, 8, 24, FOLIO_RESIDENT);
+	assert_int_equal(b.move_calls - a.move_calls, 1);
+	assert_int_equal(b.moves - a.moves, 8 * 16);
+	assert_int_equal(sim_stat(&s, "reclaim_background"), 8);
+	sim_check(&s);
+
+	/* a folio faulted since (REFERENCED) ends the batch: 8, 9, 10 go */
+	folio_flags_set(pt, 11, FOLIO_REFERENCED);
+	sim_os_stats(&a);
+	assert_int_equal(reclaim_some(s.u, s.ctx, CTR_reclaim_background, 8), 0);
+	sim_os_stats(&b);
+	assert_folios(&s, 8, 3, FOLIO_OUT);
+	assert_folios(&s, 11, 21, FOLIO_RESIDENT);
+	assert_int_equal(b.move_calls - a.move_calls, 1);
+	sim_check(&s);
+
+	/* no more than asked for: the hand passed 11 (its second chance), so
+	 * 12 and 13 go */
+	assert_int_equal(reclaim_some(s.u, s.ctx, CTR_reclaim_background, 2), 0);
+	assert_folios(&s, 11, 1, FOLIO_RESIDENT);
+	assert_folios(&s, 12, 2, FOLIO_OUT);
+	assert_folios(&s, 14, 18, FOLIO_RESIDENT);
+
+	/* the program dropped page 3 of folio 15 (a hole: the move stops
+	 * there), and the kernel reports a page less than it moved */
+	sim_os_drop(s.mem + (15 * 16 + 3) * PAGE, PAGE);
+	events_drop(s.u, s.shard, (uint64_t)(uintptr_t)(s.mem + (15 * 16 + 3) * PAGE),
+		    (uint64_t)(uintptr_t)(s.mem + (15 * 16 + 4) * PAGE), false);
+	memset(s.shadow + (15 * 16 + 3) * PAGE, 0, PAGE);
+	in.move_underreport_in = 1;
+	sim_os_inject(&in);
+	sim_os_stats(&a);
+	assert_int_equal(reclaim_some(s.u, s.ctx, CTR_reclaim_background, 8), 0);
+	sim_os_stats(&b);
+	assert_folios(&s, 14, 8, FOLIO_OUT);
+	assert_true(b.move_calls - a.move_calls > 1);
+	assert_int_equal(sim_stat(&s, "reclaim_background"), 8 + 3 + 2 + 8);
+	sim_check(&s);
+
+	for (p = 0; p < s.pages; p++)
+		sim_read(&s, p);
+	sim_check(&s);
+	sim_close(&s);
+}
+
 static void test_order0_fallback(void **state)
 {
 	struct uswap_config cfg = { .folio_size = 65536 };
@@ -1166,6 +1255,7 @@ int main(void)
 		cmocka_unit_test(test_random_store_full),
 		cmocka_unit_test(test_random_corruption_detected),
 		cmocka_unit_test(test_order0_fallback),
+		cmocka_unit_test(test_consecutive_victims_move_together),
 		cmocka_unit_test(test_random_no_adapt),
 		cmocka_unit_test(test_random_corruption_no_adapt),
 		cmocka_unit_test(test_adaptive_swapin),
