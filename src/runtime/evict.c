@@ -13,10 +13,10 @@
  * A swap-cached folio (SWAPCACHE: swapped in and not written since, its
  * pages write-protected) still has its stored copy: its pages are moved
  * out the same way and simply dropped, once its pages without a stored
- * copy are checked to be still zero (they come in write-protected with the
- * rest, swapin.c, so this is a guard that costs a read of those pages: a
- * zero page mapped as the shared zero page is not write-protected, and a
- * write to it is a copy-on-write the kernel does not report).
+ * copy are checked to be still zero (without a budget they are the shared
+ * zero page, which is not write-protected: a write to it is a
+ * copy-on-write the kernel does not report; under a budget they come in
+ * write-protected with the rest, swapin.c, and this is only a guard).
  *
  * Pages move out with the staging userfaultfd (the destination must be
  * registered with the one that moves) and back with the region's.

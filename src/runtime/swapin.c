@@ -8,17 +8,21 @@
  * with one UFFDIO_COPY, and the faulting threads are woken once: one fault
  * for 2^order pages.
  *
- * The zero pages of a folio that also holds data come in as zero-filled
- * pages of that one copy, not as the shared zero page (a folio of zero
- * pages alone still maps the zero page).  Mapping them apart took one
- * ioctl per run of zero or data pages, and cost more at the next eviction:
- * the kernel moves a zero-page entry out alone, with a TLB flush of its
- * own, where the folio's other pages move as a batch with one flush; on a
- * sequential pass that was a fifth of the time (docs/BENCHMARKS.md).  The
- * budget counts a resident folio whole anyway (reclaim.c), so the memory
- * this takes is memory the budget already allowed; and in the swap cache
- * these pages are write-protected like the rest, so a write to them is
- * seen.
+ * Under a budget, the zero pages of a folio that also holds data come in
+ * as zero-filled pages of that one copy, not as the shared zero page (a
+ * folio of zero pages alone still maps the zero page).  Mapping them apart
+ * takes one ioctl per run of zero or data pages, and costs more at the
+ * next eviction, which a budget makes likely: the kernel moves a zero-page
+ * entry out alone, with a TLB flush of its own, where the folio's other
+ * pages move as a batch with one flush; on a sequential pass under the
+ * budget that was a third of the time (docs/BENCHMARKS.md).  The budget
+ * counts a resident folio whole anyway (reclaim.c), so the memory this
+ * takes is memory the budget already allowed; and in the swap cache these
+ * pages are write-protected like the rest, so a write to them is seen.
+ * Without a budget nothing evicts a folio but the program's own page-out
+ * advice: its zero pages map the zero page, which costs no memory and is
+ * cheaper to bring in (a page-out of everything then a read of every page
+ * was 10% slower with zero-filled copies).
  *
  * Anything else (pages of several runs, as after an order-0 fallback at
  * swap-out, or pages with no stored copy) falls back to page-by-page
@@ -98,6 +102,33 @@ int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages)
 }
 
 enum page_kind_in { PAGE_IN_ZERO, PAGE_IN_DATA };
+
+/* Install pages [0, npages) of the folio at base: pages marked data from
+ * buf at the same offset (write-protected with wp), the others as the zero
+ * page; runs of one kind are installed with one ioctl. */
+static int install_folio(struct uswap *u, char *base, const char *buf, const uint8_t *kind,
+			 unsigned npages, unsigned wp)
+{
+	unsigned i = 0;
+
+	while (i < npages) {
+		unsigned j = i;
+		size_t off = (size_t)i * OS_PAGE_SIZE;
+		int rc;
+
+		while (j < npages && kind[j] == kind[i])
+			j++;
+		/* one kind for the whole folio: one ioctl installs and wakes */
+		rc = range_install(u, u->ufd, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO,
+				   base + off, buf + off, (size_t)(j - i) * OS_PAGE_SIZE,
+				   (i == 0 && j == npages ? 0 : OS_DONTWAKE) |
+					   (kind[i] == PAGE_IN_DATA ? wp : 0));
+		if (rc < 0 || (i == 0 && j == npages))
+			return rc;
+		i = j;
+	}
+	return 0;
+}
 
 /* Decode page by page: each run once, whole, into scratch2, and every
  * page the folio has in it copied out.  The runs of a folio may interleave
@@ -233,7 +264,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 		__atomic_fetch_add(&u->swapcache_pages, n_data, __ATOMIC_RELAXED);
 	if (n_data == 0) {
 		rc = range_install(u, u->ufd, INSTALL_ZERO, base, NULL, folio_bytes(u), 0);
-	} else {
+	} else if (u->max_pages) {
 		/* the decode wrote data pages only where the fallback ran, and
 		 * a page with no stored copy may hold stale bytes of its run */
 		for (i = 0; i < npages; i++)
@@ -241,6 +272,8 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 				memset((char *)c->scratch + (size_t)i * OS_PAGE_SIZE, 0, OS_PAGE_SIZE);
 		rc = range_install(u, u->ufd, INSTALL_COPY, base, c->scratch, folio_bytes(u),
 				   keep ? OS_WP : 0);
+	} else {
+		rc = install_folio(u, base, c->scratch, kind, npages, keep ? OS_WP : 0);
 	}
 	if (rc < 0) {
 		ctr_add(u, CTR_swapin_fail_install, 1);
