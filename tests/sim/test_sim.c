@@ -1128,6 +1128,20 @@ static void assert_folios(struct sim *s, uint32_t f, uint32_t n, enum folio_stat
 				 folio_state_of(folio_word_load(pt, i)), st);
 }
 
+/* reclaim_some(max), which must evict; @return the UFFDIO_MOVE calls it
+ * made, and in *pages the pages they moved. */
+static uint64_t reclaim_moves(struct sim *s, unsigned max, uint64_t *pages)
+{
+	struct sim_os_stats a, b;
+
+	sim_os_stats(&a);
+	assert_int_equal(reclaim_some(s->u, s->ctx, CTR_reclaim_background, max), 0);
+	sim_os_stats(&b);
+	if (pages)
+		*pages = b.moves - a.moves;
+	return b.move_calls - a.move_calls;
+}
+
 /*
  * Consecutive cold folios leave with one UFFDIO_MOVE (folios_evict): the
  * clock's victim and those the hand would pick next, never one it would
@@ -1140,10 +1154,10 @@ static void test_consecutive_victims_move_together(void **state)
 {
 	struct uswap_config cfg = { .folio_size = 65536 };
 	struct pagetable *pt;
-	struct sim_os_stats a, b;
 	struct sim_inject in = { 0 };
 	struct sim s;
 	struct rng r;
+	uint64_t moved;
 	size_t p;
 
 	(void)state;
@@ -1155,24 +1169,18 @@ static void test_consecutive_victims_move_together(void **state)
 
 	/* the first turn clears every REFERENCED bit, then folio 0 and the
 	 * seven after it go, with one move */
-	sim_os_stats(&a);
-	assert_int_equal(reclaim_some(s.u, s.ctx, CTR_reclaim_background, 8), 0);
-	sim_os_stats(&b);
+	assert_int_equal(reclaim_moves(&s, 8, &moved), 1);
+	assert_int_equal(moved, 8 * 16);
 	assert_folios(&s, 0, 8, FOLIO_OUT);
 	assert_folios(&s, 8, 24, FOLIO_RESIDENT);
-	assert_int_equal(b.move_calls - a.move_calls, 1);
-	assert_int_equal(b.moves - a.moves, 8 * 16);
 	assert_int_equal(sim_stat(&s, "reclaim_background"), 8);
 	sim_check(&s);
 
 	/* a folio faulted since (REFERENCED) ends the batch: 8, 9, 10 go */
 	folio_flags_set(pt, 11, FOLIO_REFERENCED);
-	sim_os_stats(&a);
-	assert_int_equal(reclaim_some(s.u, s.ctx, CTR_reclaim_background, 8), 0);
-	sim_os_stats(&b);
+	assert_int_equal(reclaim_moves(&s, 8, NULL), 1);
 	assert_folios(&s, 8, 3, FOLIO_OUT);
 	assert_folios(&s, 11, 21, FOLIO_RESIDENT);
-	assert_int_equal(b.move_calls - a.move_calls, 1);
 	sim_check(&s);
 
 	/* no more than asked for: the hand passed 11 (its second chance), so
@@ -1190,11 +1198,8 @@ static void test_consecutive_victims_move_together(void **state)
 	memset(s.shadow + (15 * 16 + 3) * PAGE, 0, PAGE);
 	in.move_underreport_in = 1;
 	sim_os_inject(&in);
-	sim_os_stats(&a);
-	assert_int_equal(reclaim_some(s.u, s.ctx, CTR_reclaim_background, 8), 0);
-	sim_os_stats(&b);
+	assert_true(reclaim_moves(&s, 8, NULL) > 1);
 	assert_folios(&s, 14, 8, FOLIO_OUT);
-	assert_true(b.move_calls - a.move_calls > 1);
 	assert_int_equal(sim_stat(&s, "reclaim_background"), 8 + 3 + 2 + 8);
 	sim_check(&s);
 
