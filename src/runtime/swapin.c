@@ -5,8 +5,9 @@
  * The common case is a folio evicted whole: its stored pages sit in one
  * run of contiguous slots at their own index, the rest are in the zero
  * map.  Then one store read and one decode give the whole folio, installed
- * with one UFFDIO_COPY, and the faulting threads are woken once: one fault
- * for 2^order pages.
+ * with one UFFDIO_COPY under a budget (one ioctl per run of data or zero
+ * pages without one, below), and the faulting threads are woken once: one
+ * fault for 2^order pages.
  *
  * Under a budget, the zero pages of a folio that also holds data come in
  * as zero-filled pages of that one copy, not as the shared zero page (a
