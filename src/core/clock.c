@@ -1,6 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 #include "clock.h"
 
+/* Held by a fault or an eviction, or pinned by the program: passed over. */
+#define CLOCK_HELD (FOLIO_LOCKED | FOLIO_PINNED)
+/* A turn to spend before the hand takes the folio: faulted since the last
+ * turn (REFERENCED), an eviction refused (BUSY, e.g. a page pinned for
+ * I/O), or an age (see FOLIO_AGE_MASK). */
+#define CLOCK_SPARED (FOLIO_REFERENCED | FOLIO_BUSY | FOLIO_AGE_MASK)
+
+/* Whether the hand takes a folio whose word is w as it stands. */
+static bool clock_takes(uint32_t w)
+{
+	return folio_state_of(w) == FOLIO_RESIDENT && !(w & (CLOCK_HELD | CLOCK_SPARED));
+}
+
 void clock_reset(struct clock_hand *h)
 {
 	h->table = 0;
@@ -48,10 +61,9 @@ bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t
 			return false;
 		t = h->table;
 		w = folio_word_load(pt, f);
-		if (folio_state_of(w) != FOLIO_RESIDENT || (w & (FOLIO_LOCKED | FOLIO_PINNED)))
+		if (folio_state_of(w) != FOLIO_RESIDENT || (w & CLOCK_HELD))
 			continue;
-		/* REFERENCED (faulted since the last turn) and BUSY (eviction
-		 * refused, e.g. a page pinned for I/O) each buy one turn. */
+		/* REFERENCED and BUSY each buy one turn. */
 		if (w & (FOLIO_REFERENCED | FOLIO_BUSY)) {
 			folio_flags_clear(pt, f, FOLIO_REFERENCED | FOLIO_BUSY);
 			continue;
@@ -63,9 +75,9 @@ bool clock_pick(struct clock_hand *h, clock_table_fn table_at, void *arg, size_t
 						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 			continue;
 		}
-		/* Lock only the word looked at: if it changed meanwhile (a fault
-		 * referenced it, a pin), leave it; nothing to undo, nobody to
-		 * wake. */
+		/* Lock only the word looked at (clock_takes(w) holds now): if it
+		 * changed meanwhile (a fault referenced it, a pin), leave it;
+		 * nothing to undo, nobody to wake. */
 		if (__atomic_compare_exchange_n(&pt->fword[f], &w, w | FOLIO_LOCKED, false,
 						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 			*table = t;
@@ -84,9 +96,7 @@ unsigned clock_take_next(struct clock_hand *h, struct pagetable *pt, size_t t, u
 	while (n < max && h->table == t && h->folio == f + 1 + n && h->folio < pt->nfolios) {
 		uint32_t w = folio_word_load(pt, h->folio);
 
-		if (folio_state_of(w) != FOLIO_RESIDENT ||
-		    (w & (FOLIO_LOCKED | FOLIO_PINNED | FOLIO_REFERENCED | FOLIO_BUSY |
-			  FOLIO_AGE_MASK | FOLIO_PARTIAL)))
+		if (!clock_takes(w) || (w & FOLIO_PARTIAL))
 			break;
 		/* as in clock_pick: only the word looked at */
 		if (!__atomic_compare_exchange_n(&pt->fword[h->folio], &w, w | FOLIO_LOCKED, false,

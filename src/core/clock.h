@@ -6,8 +6,10 @@
  * folio's REFERENCED bit; the hand clears it once ("second chance"), then
  * takes one off its age (FOLIO_AGE_MASK: a folio refaulted soon after its
  * eviction gets 3), and picks the folio when it finds it resident,
- * unreferenced, of age 0, unpinned, not busy and not locked.  Pure logic: the caller holds whatever keeps the
- * table list stable, and serialises calls on one hand.
+ * unreferenced, of age 0, unpinned, not busy and not locked (clock_takes
+ * in clock.c says it once for both functions below).  Pure logic: the
+ * caller holds whatever keeps the table list stable, and serialises calls
+ * on one hand.
  */
 #ifndef USWAP_CLOCK_H
 #define USWAP_CLOCK_H

@@ -69,6 +69,15 @@ int os_mem_discard(void *addr, size_t len)
 	return madvise(addr, len, MADV_DONTNEED) ? neg_errno() : 0;
 }
 
+bool os_page_mapped(const void *addr)
+{
+	unsigned char vec = 0;
+
+	return mincore((void *)((uintptr_t)addr & ~(uintptr_t)(OS_PAGE_SIZE - 1)), OS_PAGE_SIZE,
+		       &vec) == 0 &&
+	       (vec & 1);
+}
+
 /* ---- userfaultfd ---- */
 
 static const struct {

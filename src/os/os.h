@@ -32,6 +32,8 @@ void *os_mem_map_zeros(size_t len);
 int os_mem_unmap(void *addr, size_t len);
 /* MADV_DONTNEED: the range reads as zeros afterwards, its memory is freed. */
 int os_mem_discard(void *addr, size_t len);
+/* Whether the page at addr is mapped (mincore: a zero-page mapping is). */
+bool os_page_mapped(const void *addr);
 
 /* ---- userfaultfd ---- */
 

@@ -170,6 +170,14 @@ static int fault_partial(struct uswap *u, struct folio_ctx *c, struct region *r,
 	return 0;
 }
 
+/* What folio f (OUT) counts once page comes in alone: its pages not stored
+ * (holes read as zero and count, folio_charge) and page. */
+static unsigned partial_charge(const struct pagetable *pt, uint32_t f, uint32_t page)
+{
+	return folio_charge(pt, f, FOLIO_RESIDENT | FOLIO_PARTIAL) +
+	       (entry_has_slot(pt->entry[page]) || zeromap_test(pt, page));
+}
+
 int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool write)
 {
 	uint64_t t0 = os_now_ns();
@@ -212,8 +220,10 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool writ
 	set |= refault_age(u, word);
 	/* random access: only the faulting page of a folio with stored data */
 	partial_in = random && folio_state_of(word) == FOLIO_OUT && folio_has_slots(&r->pt, f);
-	/* what the folio will count (a partial one: its holes too, below) */
-	charged = partial_in ? 1 : folio_pages(&r->pt);
+	/* what the folio will count: a partial one its pages not stored (its
+	 * holes) and the page that comes in; charged before it comes, so
+	 * that it comes only where it fits */
+	charged = partial_in ? partial_charge(&r->pt, f, page) : folio_pages(&r->pt);
 	budget_charge(u, c, charged);
 	if (partial_in) {
 		first = page - (f << r->pt.folio_order);
@@ -231,8 +241,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool writ
 			 * in another run); only a page whose own data is lost is
 			 * poisoned */
 			partial_in = true;
-			budget_adjust(u, c, charged, 1);
-			charged = 1;
+			budget_adjust(u, c, charged, partial_charge(&r->pt, f, page));
+			charged = partial_charge(&r->pt, f, page);
 			first = page - (f << r->pt.folio_order);
 			rc = folio_swap_in_pages(u, c, r, f, first, 1);
 			cached = false;
@@ -249,12 +259,13 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool writ
 		fault_fail(u, r, addr, rc);
 		return 0;
 	}
-	if (rc == 0)
-		os_uffd_wake(u->ufd, base + (size_t)first * OS_PAGE_SIZE, (size_t)n * OS_PAGE_SIZE);
 	if (cached)
 		set |= FOLIO_SWAPCACHE;
+	/* (before the wake: the program sees the budget kept) */
 	if (partial_in)
 		budget_adjust(u, c, charged, folio_charge(&r->pt, f, FOLIO_RESIDENT | set));
+	if (rc == 0)
+		os_uffd_wake(u->ufd, base + (size_t)first * OS_PAGE_SIZE, (size_t)n * OS_PAGE_SIZE);
 	folio_unlock_wake(r, f, FOLIO_RESIDENT, set, FOLIO_BUSY);
 	if (folio_state_of(word) == FOLIO_OUT && !partial_in)
 		readahead_note(u, r, f, write);

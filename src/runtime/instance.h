@@ -77,6 +77,8 @@ struct folio_ctx {
 	void *scratch2;    /* one folio: decoding other runs in a fallback, the
 	                      result of idle recompression, gathering a partial
 	                      folio's pages on eviction: never live across calls */
+	bool background;   /* the reclaimer's own: what it evicts to make room
+	                      (for readahead) is background reclaim, in batches */
 	struct folio_ctx *next_free;
 };
 
@@ -372,7 +374,8 @@ int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *
 			   uint32_t word);
 
 /* ---- reclaim.c ---- */
-/* Account pages more resident pages; reclaim directly at the hard limit.
+/* Account pages more resident pages, evicting first where they would not
+ * fit in the budget (directly on a fault, a batch on the reclaimer).
  * The caller holds a region shard and the lock of the folio it brings in. */
 void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages);
 /* What counts against the budget: resident private folios plus every

@@ -182,8 +182,6 @@ int reclaim_some(struct uswap *u, struct folio_ctx *c, enum counter why, unsigne
 			charge[i] = folio_charge(&r->pt, f + i, folio_word_load(&r->pt, f + i));
 		if (r->sh)
 			rc[0] = shared_evict(u, c, r, f);
-		else if (n == 1)
-			rc[0] = folio_evict(u, c, r, f);
 		else
 			folios_evict(u, c, r, f, n, rc);
 		for (i = 0; i < n; i++) {
@@ -231,12 +229,6 @@ uint64_t budget_resident(struct uswap *u)
 	       (shared_resident(u) << u->p.folio_order);
 }
 
-void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages)
-{
-	__atomic_add_fetch(&u->resident_pages, pages, __ATOMIC_RELAXED);
-	budget_enforce(u, c);
-}
-
 /* How many folios the background thread evicts at once: no more than
  * takes resident down to the low watermark, nor than its staging ring
  * holds (folios_evict moves a batch into consecutive staging folios). */
@@ -254,6 +246,16 @@ static unsigned background_batch(struct uswap *u)
 	return n ? n : 1;
 }
 
+/* Evict once (a batch on the background thread) on behalf of a thread
+ * that needs room.  @return as reclaim_some. */
+static int budget_reclaim(struct uswap *u, struct folio_ctx *c)
+{
+	/* readahead charges on the reclaimer's own thread: not the fault
+	 * path, which evicts no more than it needs */
+	return reclaim_some(u, c, c->background ? CTR_reclaim_background : CTR_reclaim_direct,
+			    c->background ? background_batch(u) : 1);
+}
+
 void budget_enforce(struct uswap *u, struct folio_ctx *c)
 {
 	if (!u->max_pages)
@@ -261,17 +263,50 @@ void budget_enforce(struct uswap *u, struct folio_ctx *c)
 	if (budget_resident(u) > u->high_wm)
 		os_eventfd_signal(u->kick_fd);
 	while (budget_resident(u) > u->max_pages) {
-		/* readahead charges on the reclaimer's own thread: not the
-		 * fault path, which evicts no more than it needs */
-		bool background = c == &u->reclaim_ctx;
-		int rc = reclaim_some(u, c, background ? CTR_reclaim_background : CTR_reclaim_direct,
-				      background ? background_batch(u) : 1);
+		int rc = budget_reclaim(u, c);
 
 		if (rc) {
 			overshoot_report(u, rc);
 			return;
 		}
 	}
+}
+
+/*
+ * Make room, then count: as the kernel's memcg does (try_charge reclaims
+ * before it commits), pages are added only where they fit, so resident
+ * memory never exceeds the budget, not even while a fault or readahead
+ * evicts to make room for them (counting first and evicting after let
+ * `uswap stat` and the program see a folio or a batch too many).  Only
+ * when nothing can be evicted are they counted anyway (overshoot_report).
+ */
+void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages)
+{
+	if (u->max_pages) {
+		for (;;) {
+			uint64_t cur = __atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED);
+			uint64_t shared = shared_resident(u) << u->p.folio_order;
+			int rc;
+
+			if (cur + shared + pages <= u->max_pages) {
+				if (__atomic_compare_exchange_n(&u->resident_pages, &cur, cur + pages,
+								false, __ATOMIC_RELAXED,
+								__ATOMIC_RELAXED))
+					break;
+				continue;
+			}
+			rc = budget_reclaim(u, c);
+			if (rc) {
+				overshoot_report(u, rc);
+				__atomic_add_fetch(&u->resident_pages, pages, __ATOMIC_RELAXED);
+				break;
+			}
+		}
+		if (budget_resident(u) > u->high_wm)
+			os_eventfd_signal(u->kick_fd);
+		return;
+	}
+	__atomic_add_fetch(&u->resident_pages, pages, __ATOMIC_RELAXED);
 }
 
 static void *reclaimer_main(void *arg)
@@ -320,6 +355,7 @@ int reclaimer_start(struct uswap *u)
 	rc = folio_ctx_init(u, &u->reclaim_ctx);
 	if (rc)
 		return rc;
+	u->reclaim_ctx.background = true;
 	rc = -pthread_create(&u->reclaimer, NULL, reclaimer_main, u);
 	if (rc) {
 		folio_ctx_destroy(u, &u->reclaim_ctx);

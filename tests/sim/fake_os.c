@@ -213,6 +213,11 @@ int os_mem_discard(void *addr, size_t len)
 	return madvise(addr, len, MADV_DONTNEED) ? -errno : 0;
 }
 
+bool os_page_mapped(const void *addr)
+{
+	return sim_os_page(addr) != SIM_ABSENT;
+}
+
 int os_region_prepare(void *addr, size_t len)
 {
 	(void)addr;
