@@ -151,6 +151,53 @@ static int recompress_resolve(const struct uswap_config *cfg, struct uswap_param
 	return 0;
 }
 
+static bool folio_size_allowed(size_t n)
+{
+	return n >= FOLIO_MIN && n <= FOLIO_MAX && !(n & (n - 1));
+}
+
+/* USWAP_* variables that are not options of an instance: the shim's own. */
+static const char *const env_not_options[] = { "USWAP_MIN_MAP" };
+
+static bool env_name_known(const char *name, size_t n)
+{
+	size_t i;
+
+	for (i = 0; options_table[i].env; i++)
+		if (strlen(options_table[i].env) == n && !memcmp(options_table[i].env, name, n))
+			return true;
+	for (i = 0; i < sizeof(env_not_options) / sizeof(env_not_options[0]); i++)
+		if (strlen(env_not_options[i]) == n && !memcmp(env_not_options[i], name, n))
+			return true;
+	return false;
+}
+
+/*
+ * A misspelt variable (USWAP_LIMT) would leave its option at the default,
+ * e.g. no budget at all, without a word: each USWAP_* name uswap does not
+ * know is said once per process.  A warning, not an error: the environment
+ * is inherited, and a newer uswap's variable reaching an older shim should
+ * not stop an unmodified program from starting.
+ */
+static void env_warn_unknown(void)
+{
+	extern char **environ;
+	static int warned;
+	char **e;
+
+	if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+		return;
+	for (e = environ; e && *e; e++) {
+		size_t n = strcspn(*e, "=");
+
+		if (strncmp(*e, "USWAP_", 6) || env_name_known(*e, n))
+			continue;
+		fprintf(stderr, "uswap: environment variable %.*s is not one of uswap's, ignored "
+				"(`uswap run --help` lists them)\n",
+			(int)n, *e);
+	}
+}
+
 int options_from_env(struct uswap_config *cfg)
 {
 	const char *v;
@@ -158,11 +205,17 @@ int options_from_env(struct uswap_config *cfg)
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
+	env_warn_unknown();
 	if ((v = getenv("USWAP_LIMIT")) && (rc = options_parse_size("USWAP_LIMIT", v, &cfg->limit)))
 		return rc;
 	if ((v = getenv("USWAP_FOLIO")) &&
 	    (rc = options_parse_size("USWAP_FOLIO", v, &cfg->folio_size)))
 		return rc;
+	if (v && !folio_size_allowed(cfg->folio_size))
+		return errmsg_set(-EINVAL,
+				  "USWAP_FOLIO \"%s\" (%zu bytes) is not allowed: use a power of two "
+				  "from 4K to 2M",
+				  v, cfg->folio_size);
 	if ((v = getenv("USWAP_STORE_LIMIT")) &&
 	    (rc = options_parse_size("USWAP_STORE_LIMIT", v, &cfg->store_limit)))
 		return rc;
@@ -195,7 +248,13 @@ int options_from_env(struct uswap_config *cfg)
 										  &cfg->recompress)))
 		return rc;
 	cfg->codec = getenv("USWAP_CODEC");
+	if (cfg->codec && !codec_find(cfg->codec))
+		return errmsg_set(-EINVAL, "USWAP_CODEC \"%s\" is unknown: use one of %s", cfg->codec,
+				  codec_names());
 	cfg->store = getenv("USWAP_STORE");
+	if (cfg->store && *cfg->store && !store_find(cfg->store, NULL))
+		return errmsg_set(-EINVAL, "USWAP_STORE \"%s\" is unknown: use one of %s", cfg->store,
+				  store_names());
 	return 0;
 }
 
@@ -206,8 +265,7 @@ int options_resolve(const struct uswap_config *cfg, struct uswap_params *p)
 
 	memset(p, 0, sizeof(*p));
 	p->folio_size = cfg->folio_size ? cfg->folio_size : FOLIO_DEFAULT;
-	if (p->folio_size < FOLIO_MIN || p->folio_size > FOLIO_MAX ||
-	    (p->folio_size & (p->folio_size - 1)))
+	if (!folio_size_allowed(p->folio_size))
 		return errmsg_set(-EINVAL,
 				  "folio size %zu is not allowed: use a power of two from 4096 (4K) "
 				  "to 2097152 (2M)",

@@ -73,6 +73,8 @@ static void test_bad_environment(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		setenv(bad[i].var, bad[i].value, 1);
 		assert_open_fails(NULL, -EINVAL, bad[i].value, bad[i].why);
+		if (!strstr(uswap_last_error(), bad[i].var))
+			fail_msg("message \"%s\" does not name %s", uswap_last_error(), bad[i].var);
 		unsetenv(bad[i].var);
 	}
 }
@@ -218,13 +220,67 @@ static void test_no_permission(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-int main(void)
+/* In a process of its own (the warning is said once per process): open
+ * twice from an environment with a misspelt variable and the shim's own. */
+static int open_twice_from_env(void)
+{
+	uswap_t *u1, *u2;
+
+	setenv("USWAP_LIMT", "1G", 1);
+	setenv("USWAP_MIN_MAP", "1M", 1);
+	if (uswap_open(NULL, &u1) || uswap_open(NULL, &u2))
+		return 1;
+	uswap_close(u1);
+	uswap_close(u2);
+	return 0;
+}
+
+/* A misspelt USWAP_* variable is named on stderr, once, and the instance
+ * still opens (docs: a warning, not an error); uswap's own are not. */
+static void test_unknown_variable_named(void **state)
+{
+	char out[4096] = "", *hit;
+	size_t len = 0;
+	ssize_t n;
+	int fds[2], status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		execl("/proc/self/exe", "test_config", "--open-twice-from-env", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (len < sizeof(out) - 1 && (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("opening from the environment failed (status %d): %s", status, out);
+	hit = strstr(out, "USWAP_LIMT");
+	if (!hit || !strstr(out, "not one of uswap's"))
+		fail_msg("stderr does not name USWAP_LIMT: \"%s\"", out);
+	if (strstr(hit + 1, "USWAP_LIMT"))
+		fail_msg("USWAP_LIMT named more than once: \"%s\"", out);
+	if (strstr(out, "USWAP_MIN_MAP"))
+		fail_msg("the shim's USWAP_MIN_MAP called unknown: \"%s\"", out);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_config),	 cmocka_unit_test(test_bad_environment),
 		cmocka_unit_test(test_environment_taken), cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_bad_calls),	 cmocka_unit_test(test_no_permission),
+		cmocka_unit_test(test_unknown_variable_named),
 	};
+
+	if (argc == 2 && !strcmp(argv[1], "--open-twice-from-env"))
+		return open_twice_from_env();
 
 	unsetenv("USWAP_LIMIT");
 	return cmocka_run_group_tests(tests, NULL, NULL);
