@@ -237,7 +237,7 @@ int options_from_env(struct uswap_config *cfg)
 			cfg->flags |= USWAP_CFG_NO_SWAPCACHE;
 	}
 	if ((v = getenv("USWAP_ADAPT"))) {
-		unsigned on;
+		unsigned on = 1;
 
 		if ((rc = parse_uint("USWAP_ADAPT", v, 0, 1, &on)))
 			return rc;
