@@ -241,8 +241,8 @@ int fault_resolve(struct uswap *u, struct folio_ctx *c, uint64_t addr, bool writ
 			 * in another run); only a page whose own data is lost is
 			 * poisoned */
 			partial_in = true;
-			budget_adjust(u, c, charged, partial_charge(&r->pt, f, page));
 			charged = partial_charge(&r->pt, f, page);
+			budget_adjust(u, c, folio_pages(&r->pt), charged);
 			first = page - (f << r->pt.folio_order);
 			rc = folio_swap_in_pages(u, c, r, f, first, 1);
 			cached = false;

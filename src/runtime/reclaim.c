@@ -36,12 +36,16 @@ void budget_uncharge(struct uswap *u, uint64_t pages)
 
 void budget_adjust(struct uswap *u, struct folio_ctx *c, uint64_t before, uint64_t after)
 {
-	__atomic_fetch_add(&u->resident_pages, after - before, __ATOMIC_RELAXED);
-	if (after <= before)
+	if (after <= before) {
+		budget_uncharge(u, before - after);
 		return;
-	if (c)
-		budget_enforce(u, c);
-	else if (u->max_pages && budget_resident(u) > u->high_wm)
+	}
+	if (c) {
+		budget_charge(u, c, after - before); /* room first, as for any charge */
+		return;
+	}
+	__atomic_fetch_add(&u->resident_pages, after - before, __ATOMIC_RELAXED);
+	if (u->max_pages && budget_resident(u) > u->high_wm)
 		os_eventfd_signal(u->kick_fd);
 }
 
