@@ -69,6 +69,33 @@ uint64_t itest_stat(struct uswap *u, const char *name)
 	return v;
 }
 
+static void *watch_main(void *arg)
+{
+	struct itest_watch *w = arg;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t r = itest_stat(w->u, w->name);
+
+		if (r > w->max)
+			w->max = r;
+		w->samples++;
+	}
+	return NULL;
+}
+
+void itest_watch_start(struct itest_watch *w, struct uswap *u, const char *name)
+{
+	*w = (struct itest_watch){ .u = u, .name = name };
+	assert_int_equal(pthread_create(&w->thread, NULL, watch_main, w), 0);
+}
+
+void itest_watch_stop(struct itest_watch *w)
+{
+	__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(w->thread, NULL), 0);
+	assert_true(w->samples > 0);
+}
+
 void itest_assert_same(const char *mem, const char *shadow, size_t len)
 {
 	size_t i;

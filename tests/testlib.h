@@ -3,6 +3,7 @@
 #ifndef USWAP_TESTLIB_H
 #define USWAP_TESTLIB_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,19 @@ struct uswap *itest_open(const struct uswap_config *cfg);
 long itest_resident_pages(void *addr, size_t len);
 /* A counter of u (fails the test for an unknown name). */
 uint64_t itest_stat(struct uswap *u, const char *name);
+/* A thread reading u's counter name (resident_bytes,
+ * shared_resident_bytes) without pause, from start to stop: the most it
+ * saw and how many times it looked (a budget kept only on average shows
+ * here). */
+struct itest_watch {
+	struct uswap *u;
+	const char *name;
+	int stop;
+	uint64_t max, samples;
+	pthread_t thread;
+};
+void itest_watch_start(struct itest_watch *w, struct uswap *u, const char *name);
+void itest_watch_stop(struct itest_watch *w);
 /* Compare len bytes (whole pages) with their shadow; fail at the first
  * difference, naming the byte and page. */
 void itest_assert_same(const char *mem, const char *shadow, size_t len);

@@ -8,6 +8,7 @@
 
 #include "os/os.h"
 #include "runtime/instance.h"
+#include "runtime/shared.h"
 
 #define API __attribute__((visibility("default")))
 
@@ -34,6 +35,7 @@ enum derived {
 	D_store_write_ns,
 	D_store_writebacks,
 	D_store_direct_io,
+	D_shared_resident_bytes,
 	D_COUNT
 };
 
@@ -45,6 +47,7 @@ static const char *const derived_names[D_COUNT] = {
 	/* the store's I/O (file, redis; 0 for ram): see struct store_usage */
 	"store_reads", "store_writes", "store_errors", "store_read_ns", "store_write_ns",
 	"store_writebacks", "store_direct_io",
+	"shared_resident_bytes",
 };
 
 #define COUNTER_NAME(name, doc) #name,
@@ -69,6 +72,19 @@ static uint64_t meta_bytes(struct uswap *u)
 		sum += sizeof(*u->regions.v[i]) + pagetable_bytes(&u->regions.v[i]->pt);
 	regions_read_unlock(&u->regions, shard);
 	return sum;
+}
+
+/* The resident folios of the shared regions u maps: they count against its
+ * budget as its own do (and against every other mapper's). */
+static uint64_t shared_resident_bytes(struct uswap *u)
+{
+	unsigned shard = regions_api_shard(u);
+	uint64_t folios;
+
+	regions_read_lock(&u->regions, shard);
+	folios = shared_resident(u);
+	regions_read_unlock(&u->regions, shard);
+	return folios * folio_bytes(u);
 }
 
 static uint64_t derived_value(struct uswap *u, enum derived d)
@@ -124,6 +140,8 @@ static uint64_t derived_value(struct uswap *u, enum derived d)
 		return meta_bytes(u);
 	case D_swapcache_pages:
 		return __atomic_load_n(&u->swapcache_pages, __ATOMIC_RELAXED);
+	case D_shared_resident_bytes:
+		return shared_resident_bytes(u);
 	default:
 		return 0;
 	}

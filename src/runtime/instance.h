@@ -378,12 +378,13 @@ int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *
  * fit in the budget (directly on a fault, a batch on the reclaimer).
  * The caller holds a region shard and the lock of the folio it brings in. */
 void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages);
+/* The same for another count: add units to *counter (atomic) once pages
+ * more fit (a shared region's resident folios: shared.c). */
+void budget_charge_to(struct uswap *u, struct folio_ctx *c, uint64_t *counter, uint64_t units,
+		      uint64_t pages);
 /* What counts against the budget: resident private folios plus every
  * resident folio of the shared regions u maps (a shard held). */
 uint64_t budget_resident(struct uswap *u);
-/* Wake the reclaimer past the high mark; reclaim directly past the budget
- * (a shard held, as in budget_charge). */
-void budget_enforce(struct uswap *u, struct folio_ctx *c);
 void budget_uncharge(struct uswap *u, uint64_t pages);
 /* Folio f (locked) counted before pages and counts after now: account the
  * difference.  A folio that grew reclaims as budget_charge does with c, or

@@ -260,22 +260,6 @@ static int budget_reclaim(struct uswap *u, struct folio_ctx *c)
 			    c->background ? background_batch(u) : 1);
 }
 
-void budget_enforce(struct uswap *u, struct folio_ctx *c)
-{
-	if (!u->max_pages)
-		return;
-	if (budget_resident(u) > u->high_wm)
-		os_eventfd_signal(u->kick_fd);
-	while (budget_resident(u) > u->max_pages) {
-		int rc = budget_reclaim(u, c);
-
-		if (rc) {
-			overshoot_report(u, rc);
-			return;
-		}
-	}
-}
-
 /*
  * Make room, then count: as the kernel's memcg does (try_charge reclaims
  * before it commits), pages are added only where they fit, so resident
@@ -283,26 +267,30 @@ void budget_enforce(struct uswap *u, struct folio_ctx *c)
  * evicts to make room for them (counting first and evicting after let
  * `uswap stat` and the program see a folio or a batch too many).  Only
  * when nothing can be evicted are they counted anyway (overshoot_report).
+ * The count is private (resident_pages, in pages) or a shared region's
+ * (its header's resident, in folios, which other processes charge too: a
+ * compare-and-swap works across them as well).
  */
-void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages)
+void budget_charge_to(struct uswap *u, struct folio_ctx *c, uint64_t *counter, uint64_t units,
+		      uint64_t pages)
 {
 	if (u->max_pages) {
 		for (;;) {
-			uint64_t cur = __atomic_load_n(&u->resident_pages, __ATOMIC_RELAXED);
-			uint64_t shared = shared_resident(u) << u->p.folio_order;
+			uint64_t cur = __atomic_load_n(counter, __ATOMIC_RELAXED);
 			int rc;
 
-			if (cur + shared + pages <= u->max_pages) {
-				if (__atomic_compare_exchange_n(&u->resident_pages, &cur, cur + pages,
-								false, __ATOMIC_RELAXED,
-								__ATOMIC_RELAXED))
+			/* (budget_resident reads the counter again: if it moved
+			 * since cur, the exchange below fails and we look again) */
+			if (budget_resident(u) + pages <= u->max_pages) {
+				if (__atomic_compare_exchange_n(counter, &cur, cur + units, false,
+								__ATOMIC_RELAXED, __ATOMIC_RELAXED))
 					break;
 				continue;
 			}
 			rc = budget_reclaim(u, c);
 			if (rc) {
 				overshoot_report(u, rc);
-				__atomic_add_fetch(&u->resident_pages, pages, __ATOMIC_RELAXED);
+				__atomic_add_fetch(counter, units, __ATOMIC_RELAXED);
 				break;
 			}
 		}
@@ -310,7 +298,12 @@ void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages)
 			os_eventfd_signal(u->kick_fd);
 		return;
 	}
-	__atomic_add_fetch(&u->resident_pages, pages, __ATOMIC_RELAXED);
+	__atomic_add_fetch(counter, units, __ATOMIC_RELAXED);
+}
+
+void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages)
+{
+	budget_charge_to(u, c, &u->resident_pages, pages, pages);
 }
 
 static void *reclaimer_main(void *arg)

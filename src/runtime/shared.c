@@ -845,11 +845,10 @@ done:
 	return 0;
 }
 
-/* Charge one more shared resident folio and reclaim if over the budget. */
+/* Charge one more shared resident folio, making room for it first. */
 static void shared_charge(struct uswap *u, struct region *r, struct folio_ctx *c)
 {
-	__atomic_fetch_add(&r->sh->hdr->resident, 1, __ATOMIC_RELAXED);
-	budget_enforce(u, c);
+	budget_charge_to(u, c, &r->sh->hdr->resident, 1, folio_pages(&r->pt));
 }
 
 static char *folio_base(const struct region *r, uint32_t f)
