@@ -209,6 +209,9 @@ int cmd_run(int argc, char **argv)
 	}
 	if (settings_check() || shim_path(shim, sizeof(shim)))
 		return 2;
+	/* checked, and what is not uswap's named once: not again by the shim
+	 * in the program and every program it starts (lib/options.c) */
+	setenv("USWAP_ENV_CHECKED", "1", 1);
 	old = getenv("LD_PRELOAD");
 	if (old && *old) {
 		preload = malloc(strlen(shim) + strlen(old) + 2);

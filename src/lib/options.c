@@ -156,18 +156,27 @@ static bool folio_size_allowed(size_t n)
 	return n >= FOLIO_MIN && n <= FOLIO_MAX && !(n & (n - 1));
 }
 
-/* USWAP_* variables that are not options of an instance: the shim's own. */
-static const char *const env_not_options[] = { "USWAP_MIN_MAP" };
+/* USWAP_* variables that are not options of an instance: the shim's own,
+ * and the mark `uswap run` leaves for its program once it has checked the
+ * environment (and named what it does not know: said once, not again by
+ * the shim in the program and in every program it runs). */
+#define ENV_CHECKED "USWAP_ENV_CHECKED"
+static const char *const env_not_options[] = { "USWAP_MIN_MAP", ENV_CHECKED, NULL };
+
+static bool name_is(const char *known, const char *name, size_t n)
+{
+	return strlen(known) == n && !memcmp(known, name, n);
+}
 
 static bool env_name_known(const char *name, size_t n)
 {
 	size_t i;
 
 	for (i = 0; options_table[i].env; i++)
-		if (strlen(options_table[i].env) == n && !memcmp(options_table[i].env, name, n))
+		if (name_is(options_table[i].env, name, n))
 			return true;
-	for (i = 0; i < sizeof(env_not_options) / sizeof(env_not_options[0]); i++)
-		if (strlen(env_not_options[i]) == n && !memcmp(env_not_options[i], name, n))
+	for (i = 0; env_not_options[i]; i++)
+		if (name_is(env_not_options[i], name, n))
 			return true;
 	return false;
 }
@@ -185,7 +194,7 @@ static void env_warn_unknown(void)
 	static int warned;
 	char **e;
 
-	if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+	if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED) || getenv(ENV_CHECKED))
 		return;
 	for (e = environ; e && *e; e++) {
 		size_t n = strcspn(*e, "=");

@@ -131,6 +131,43 @@ static void test_exit_status_and_output_pass_through(void **state)
 	assert_true(st_file_has(out_path, "managed-8M-zstd-15-0-0-0"));
 }
 
+/* Times s occurs in file path. */
+static unsigned file_count(const char *path, const char *s)
+{
+	char buf[65536], *at;
+	FILE *f = fopen(path, "r");
+	unsigned n = 0;
+	size_t len;
+
+	if (!f)
+		return 0;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	for (at = buf; (at = strstr(at, s)); at += strlen(s))
+		n++;
+	return n;
+}
+
+/* A variable uswap does not know is named once for the whole command:
+ * by uswap run, not again by the shim in the shell and in each program
+ * the shell runs (each of them loads the shim anew). */
+static void test_unknown_variable_named_once(void **state)
+{
+	char *argv[] = { USWAP_BIN, "run", "--limit", "8M", "--", "sh", "-c",
+			 "/bin/true; /bin/true; echo ran", NULL };
+	unsigned n;
+
+	(void)state;
+	setenv("USWAP_LIMT", "1M", 1);
+	assert_int_equal(st_run(argv, out_path, 60), 0);
+	unsetenv("USWAP_LIMT");
+	n = file_count(out_path, "USWAP_LIMT");
+	if (n != 1 || !st_file_has(out_path, "ran"))
+		fail_msg("USWAP_LIMT named %u times (once expected), or the program did not run",
+			 n);
+}
+
 /* Start `sleep` under uswap run and wait for its counters to be served. */
 static pid_t sleeper_start(void)
 {
@@ -286,6 +323,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_values_stop_before_the_program),
 		cmocka_unit_test(test_exit_status_and_output_pass_through),
+		cmocka_unit_test(test_unknown_variable_named_once),
 		cmocka_unit_test(test_stat_lines_and_json),
 		cmocka_unit_test(test_stat_watch_ends_with_the_program),
 		cmocka_unit_test(test_stat_only_for_the_same_user_or_root),
