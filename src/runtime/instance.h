@@ -322,6 +322,18 @@ enum install_op { INSTALL_COPY, INSTALL_ZERO };
  */
 int range_install(struct uswap *u, int fd, enum install_op op, char *dst, const char *src,
 		  size_t len, unsigned flags);
+/* What to install at a page of a folio coming in. */
+enum page_kind { PAGE_SKIP, PAGE_ZERO, PAGE_DATA };
+/*
+ * Install pages [0, n) at base by kind[]: PAGE_DATA copied from buf at the
+ * same offset (with data_flags: OS_WP), PAGE_ZERO as the zero page,
+ * PAGE_SKIP left alone; one ioctl per run of one kind.  With wake, one
+ * ioctl that covers every page also wakes their waiters; else nothing is
+ * woken.  @return 1 when so woken, 0 when the caller wakes; -errno with
+ * *done (may be NULL) = the pages before the run that failed (they stay).
+ */
+int install_kinds(struct uswap *u, char *base, const char *buf, const uint8_t *kind, unsigned n,
+		  unsigned data_flags, bool wake, unsigned *done);
 /*
  * Bring folio f of r in (state EMPTY or OUT, locked by the caller): map
  * zero pages, decode stored pages and install them.  With the swap cache,

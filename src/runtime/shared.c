@@ -762,17 +762,6 @@ out_unlock:
 
 /* ---- swap-in ---- */
 
-/* Install pages [i, j) of folio base from buf (data) or as zeros. */
-static int install_run(struct uswap *u, char *base, const char *buf, unsigned i, unsigned j,
-		       bool zero)
-{
-	size_t off = (size_t)i * OS_PAGE_SIZE;
-	int rc = range_install(u, u->ufd, zero ? INSTALL_ZERO : INSTALL_COPY, base + off,
-			       zero ? NULL : buf + off, (size_t)(j - i) * OS_PAGE_SIZE, OS_DONTWAKE);
-
-	return rc < 0 ? rc : 0;
-}
-
 /*
  * Bring folio f (locked, EMPTY or OUT) into the memfd's page cache through
  * our mapping: every mapper sees it from then on.  The faulting threads
@@ -796,14 +785,16 @@ static int swap_in_owned(struct uswap *u, struct folio_ctx *c, struct region *r,
 {
 	struct shared_region *sh = r->sh;
 	struct shared_header *h = sh->hdr;
-	unsigned npages = folio_pages(&r->pt), i, j, nzero = 0;
+	unsigned npages = folio_pages(&r->pt), i, nzero = 0;
 	uint32_t p0 = f << r->pt.folio_order, blen = sh->blob_len[f];
 	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
+	uint8_t kind[FOLIO_MAX_PAGES];
 	int rc;
 
 	if (folio_state_of(word) == FOLIO_EMPTY || blen == 0) {
-		rc = install_run(u, base, NULL, 0, npages, true);
-		if (rc)
+		memset(kind, PAGE_ZERO, npages);
+		rc = install_kinds(u, base, NULL, kind, npages, 0, false, NULL);
+		if (rc < 0)
 			return rc;
 		ctr_add(u, folio_state_of(word) == FOLIO_EMPTY ? CTR_first_touch_folios
 							       : CTR_zero_pages_in,
@@ -817,21 +808,17 @@ static int swap_in_owned(struct uswap *u, struct folio_ctx *c, struct region *r,
 		ctr_add(u, rc == -EILSEQ ? CTR_swapin_fail_corrupt : CTR_swapin_fail_read, 1);
 		return rc;
 	}
-	for (i = 0; i < npages; i = j) {
-		bool zero = zeromap_test(&r->pt, p0 + i);
-
-		for (j = i + 1; j < npages && zeromap_test(&r->pt, p0 + j) == zero; j++)
-			;
-		rc = install_run(u, base, c->scratch, i, j, zero);
-		if (rc) {
-			/* what was installed is right, but the folio is not whole:
-			 * punch it out again so that it stays OUT as recorded */
-			os_file_punch(sh->fd, data_off(h, f), folio_bytes(u));
-			ctr_add(u, CTR_swapin_fail_install, 1);
-			return rc;
-		}
-		if (zero)
-			nzero += j - i;
+	for (i = 0; i < npages; i++) {
+		kind[i] = zeromap_test(&r->pt, p0 + i) ? PAGE_ZERO : PAGE_DATA;
+		nzero += kind[i] == PAGE_ZERO;
+	}
+	rc = install_kinds(u, base, c->scratch, kind, npages, 0, false, NULL);
+	if (rc < 0) {
+		/* what was installed is right, but the folio is not whole: punch
+		 * it out again so that it stays OUT as recorded */
+		os_file_punch(sh->fd, data_off(h, f), folio_bytes(u));
+		ctr_add(u, CTR_swapin_fail_install, 1);
+		return rc;
 	}
 	/* the record goes before the window: see folio_recover */
 	folio_record_clear(r, f);

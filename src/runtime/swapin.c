@@ -102,33 +102,35 @@ int run_decode(struct uswap *u, store_handle_t h, void *dst, unsigned npages)
 	return u->p.store_ops->get(u->store, h, decode_visit, &d);
 }
 
-enum page_kind_in { PAGE_IN_ZERO, PAGE_IN_DATA };
-
-/* Install pages [0, npages) of the folio at base: pages marked data from
- * buf at the same offset (write-protected with wp), the others as the zero
- * page; runs of one kind are installed with one ioctl. */
-static int install_folio(struct uswap *u, char *base, const char *buf, const uint8_t *kind,
-			 unsigned npages, unsigned wp)
+int install_kinds(struct uswap *u, char *base, const char *buf, const uint8_t *kind, unsigned n,
+		  unsigned data_flags, bool wake, unsigned *done)
 {
 	unsigned i = 0;
+	int rc = 0;
 
-	while (i < npages) {
-		unsigned j = i;
+	while (i < n) {
+		unsigned j = i + 1;
 		size_t off = (size_t)i * OS_PAGE_SIZE;
-		int rc;
+		bool data = kind[i] == PAGE_DATA;
 
-		while (j < npages && kind[j] == kind[i])
+		while (j < n && kind[j] == kind[i])
 			j++;
-		/* one kind for the whole folio: one ioctl installs and wakes */
-		rc = range_install(u, u->ufd, kind[i] == PAGE_IN_DATA ? INSTALL_COPY : INSTALL_ZERO,
-				   base + off, buf + off, (size_t)(j - i) * OS_PAGE_SIZE,
-				   (i == 0 && j == npages ? 0 : OS_DONTWAKE) |
-					   (kind[i] == PAGE_IN_DATA ? wp : 0));
-		if (rc < 0 || (i == 0 && j == npages))
-			return rc;
+		if (kind[i] != PAGE_SKIP) {
+			rc = range_install(u, u->ufd, data ? INSTALL_COPY : INSTALL_ZERO, base + off,
+					   data ? buf + off : NULL, (size_t)(j - i) * OS_PAGE_SIZE,
+					   (wake && i == 0 && j == n ? 0 : OS_DONTWAKE) |
+						   (data ? data_flags : 0));
+			if (rc < 0) {
+				if (done)
+					*done = i;
+				return rc;
+			}
+		}
 		i = j;
 	}
-	return 0;
+	if (done)
+		*done = n;
+	return rc;
 }
 
 /* Decode page by page: each run once, whole, into scratch2, and every
@@ -148,7 +150,7 @@ static int decode_fallback(struct uswap *u, struct folio_ctx *c, struct pagetabl
 		slot_t first;
 		unsigned order;
 
-		if (kind[i] != PAGE_IN_DATA || (done[i / 64] >> (i % 64) & 1))
+		if (kind[i] != PAGE_DATA || (done[i / 64] >> (i % 64) & 1))
 			continue;
 		rc = page_run(u, pt, p0 + i, &h, &first, &order);
 		if (rc)
@@ -161,7 +163,7 @@ static int decode_fallback(struct uswap *u, struct folio_ctx *c, struct pagetabl
 		for (j = i; j < (order ? npages : i + 1); j++) {
 			uint32_t off = entry_slot(pt->entry[p0 + j]).v - first.v;
 
-			if (kind[j] != PAGE_IN_DATA || (done[j / 64] >> (j % 64) & 1) ||
+			if (kind[j] != PAGE_DATA || (done[j / 64] >> (j % 64) & 1) ||
 			    off >= 1u << order)
 				continue;
 			memcpy((char *)c->scratch + (size_t)j * OS_PAGE_SIZE,
@@ -222,7 +224,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 	for (i = 0; i < npages; i++) {
 		page_entry_t e = pt->entry[p0 + i];
 
-		kind[i] = PAGE_IN_ZERO;
+		kind[i] = PAGE_ZERO;
 		if (!entry_has_slot(e)) {
 			if (zeromap_test(pt, p0 + i))
 				n_zero++;
@@ -230,7 +232,7 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 				n_none++;
 			continue;
 		}
-		kind[i] = PAGE_IN_DATA;
+		kind[i] = PAGE_DATA;
 		if (n_data++ == 0) {
 			unsigned run_order;
 
@@ -269,12 +271,12 @@ int folio_swap_in(struct uswap *u, struct folio_ctx *c, struct region *r, uint32
 		/* the decode wrote data pages only where the fallback ran, and
 		 * a page with no stored copy may hold stale bytes of its run */
 		for (i = 0; i < npages; i++)
-			if (kind[i] != PAGE_IN_DATA)
+			if (kind[i] != PAGE_DATA)
 				memset((char *)c->scratch + (size_t)i * OS_PAGE_SIZE, 0, OS_PAGE_SIZE);
 		rc = range_install(u, u->ufd, INSTALL_COPY, base, c->scratch, folio_bytes(u),
 				   keep ? OS_WP : 0);
 	} else {
-		rc = install_folio(u, base, c->scratch, kind, npages, keep ? OS_WP : 0);
+		rc = install_kinds(u, base, c->scratch, kind, npages, keep ? OS_WP : 0, true, NULL);
 	}
 	if (rc < 0) {
 		ctr_add(u, CTR_swapin_fail_install, 1);

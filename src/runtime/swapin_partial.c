@@ -129,14 +129,12 @@ static int page_decode(struct uswap *u, struct folio_ctx *c, struct pagetable *p
 	return 0;
 }
 
-enum page_in { PAGE_SKIP, PAGE_ZERO, PAGE_DATA };
-
 /* What bringing in page p of a folio in state st means: its data (a
  * slot), the zero page (a zero bit, or nothing of an OUT folio: dropped
  * while out), or nothing to do (a page of a RESIDENT|PARTIAL folio with
  * neither is mapped already, or a hole whose own fault gives the zero page
  * and ends lazy free: see fault.c). */
-static enum page_in page_in_kind(const struct pagetable *pt, uint32_t p, enum folio_state st)
+static enum page_kind page_in_kind(const struct pagetable *pt, uint32_t p, enum folio_state st)
 {
 	if (entry_has_slot(pt->entry[p]))
 		return PAGE_DATA;
@@ -205,7 +203,7 @@ static void partial_count(struct uswap *u, const struct pagetable *pt, uint32_t 
 	unsigned i;
 
 	for (i = a; i < b; i++) {
-		enum page_in k = page_in_kind(pt, p0 + i, st);
+		enum page_kind k = page_in_kind(pt, p0 + i, st);
 
 		if (k == PAGE_SKIP)
 			continue;
@@ -221,7 +219,9 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 	enum folio_state st = folio_state_of(folio_word_load(pt, f));
 	uint32_t p0 = (f << pt->folio_order) + first, i;
 	char *base = r->start + ((size_t)p0 << OS_PAGE_SHIFT);
-	int rc = 0, woken = 0;
+	uint8_t kind[FOLIO_MAX_PAGES];
+	unsigned done;
+	int rc;
 
 	/* decode everything first: a page that cannot be had installs nothing */
 	rc = pages_decode(u, c, pt, p0, n, st);
@@ -229,36 +229,19 @@ int folio_swap_in_pages(struct uswap *u, struct folio_ctx *c, struct region *r, 
 		ctr_add(u, rc == -EILSEQ ? CTR_swapin_fail_corrupt : CTR_swapin_fail_read, 1);
 		return rc;
 	}
+	for (i = 0; i < n; i++)
+		kind[i] = (uint8_t)page_in_kind(pt, p0 + i, st);
 	/* count before installing: the ioctl may wake the program */
 	partial_count(u, pt, p0, 0, n, st, 1);
-	for (i = 0; i < n;) {
-		enum page_in k = page_in_kind(pt, p0 + i, st);
-		unsigned j = i + 1;
-		size_t off = (size_t)i * OS_PAGE_SIZE;
-
-		while (j < n && page_in_kind(pt, p0 + j, st) == k)
-			j++;
-		if (k == PAGE_SKIP) {
-			i = j;
-			continue;
-		}
-		/* one ioctl for the whole range also wakes its waiters */
-		rc = range_install(u, u->ufd, k == PAGE_DATA ? INSTALL_COPY : INSTALL_ZERO, base + off,
-				   (char *)c->scratch + off, (size_t)(j - i) * OS_PAGE_SIZE,
-				   i == 0 && j == n ? 0 : OS_DONTWAKE);
-		if (rc < 0) {
-			/* the pages installed so far stay in (their slots are
-			 * dropped below); the others keep theirs */
-			ctr_add(u, CTR_swapin_fail_install, 1);
-			partial_count(u, pt, p0, i, n, st, -1);
-			n = i;
-			break;
-		}
-		woken = rc;
-		i = j;
+	rc = install_kinds(u, base, c->scratch, kind, n, 0, true, &done);
+	if (rc < 0) {
+		/* the pages installed so far stay in (their slots are dropped
+		 * below); the others keep theirs */
+		ctr_add(u, CTR_swapin_fail_install, 1);
+		partial_count(u, pt, p0, done, n, st, -1);
 	}
-	folio_drop_slots(u, r, f, first, n, NULL);
-	return rc < 0 ? rc : woken;
+	folio_drop_slots(u, r, f, first, done, NULL);
+	return rc;
 }
 
 int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *r, uint32_t f,
