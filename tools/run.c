@@ -161,6 +161,38 @@ static int settings_check(void)
 	return 0;
 }
 
+/* Checked, and what is not uswap's named: the shim in the program (and in
+ * every program it starts) names only USWAP_* variables that were not
+ * there now (lib/options.c reads the list). */
+static int env_mark_checked(void)
+{
+	extern char **environ;
+	static const char mark[] = "USWAP_ENV_CHECKED";
+	size_t len = 1, at = 0;
+	char **e, *names;
+	int rc;
+
+	for (e = environ; *e; e++)
+		len += strcspn(*e, "=") + 1;
+	names = malloc(len);
+	if (!names)
+		return -1;
+	for (e = environ; *e; e++) {
+		size_t n = strcspn(*e, "=");
+
+		if (strncmp(*e, "USWAP_", 6) || (n == sizeof(mark) - 1 && !memcmp(*e, mark, n)))
+			continue;
+		if (at)
+			names[at++] = ',';
+		memcpy(names + at, *e, n);
+		at += n;
+	}
+	names[at] = 0;
+	rc = setenv(mark, names, 1);
+	free(names);
+	return rc;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	char shim[PATH_MAX + 32], *preload;
@@ -209,9 +241,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (settings_check() || shim_path(shim, sizeof(shim)))
 		return 2;
-	/* checked, and what is not uswap's named once: not again by the shim
-	 * in the program and every program it starts (lib/options.c) */
-	setenv("USWAP_ENV_CHECKED", "1", 1);
+	if (env_mark_checked())
+		return 2;
 	old = getenv("LD_PRELOAD");
 	if (old && *old) {
 		preload = malloc(strlen(shim) + strlen(old) + 2);

@@ -158,14 +158,20 @@ static bool folio_size_allowed(size_t n)
 
 /* USWAP_* variables that are not options of an instance: the shim's own,
  * and the mark `uswap run` leaves for its program once it has checked the
- * environment (and named what it does not know: said once, not again by
- * the shim in the program and in every program it runs). */
+ * environment: the USWAP_* names it saw, comma-separated.  What it did not
+ * know it has named; the shim in the program and in every program that
+ * one runs names only what was not there then. */
 #define ENV_CHECKED "USWAP_ENV_CHECKED"
 static const char *const env_not_options[] = { "USWAP_MIN_MAP", ENV_CHECKED, NULL };
 
+static bool name_is_n(const char *known, size_t len, const char *name, size_t n)
+{
+	return len == n && !memcmp(known, name, n);
+}
+
 static bool name_is(const char *known, const char *name, size_t n)
 {
-	return strlen(known) == n && !memcmp(known, name, n);
+	return name_is_n(known, strlen(known), name, n);
 }
 
 static bool env_name_known(const char *name, size_t n)
@@ -178,6 +184,19 @@ static bool env_name_known(const char *name, size_t n)
 	for (i = 0; env_not_options[i]; i++)
 		if (name_is(env_not_options[i], name, n))
 			return true;
+	return false;
+}
+
+/* Is name (n bytes) one of the comma-separated names of list (may be NULL)? */
+static bool env_name_listed(const char *list, const char *name, size_t n)
+{
+	while (list && *list) {
+		size_t len = strcspn(list, ",");
+
+		if (name_is_n(list, len, name, n))
+			return true;
+		list += len + (list[len] == ',');
+	}
 	return false;
 }
 
@@ -194,12 +213,15 @@ static void env_warn_unknown(void)
 	static int warned;
 	char **e;
 
-	if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED) || getenv(ENV_CHECKED))
+	const char *checked = getenv(ENV_CHECKED);
+
+	if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
 		return;
 	for (e = environ; e && *e; e++) {
 		size_t n = strcspn(*e, "=");
 
-		if (strncmp(*e, "USWAP_", 6) || env_name_known(*e, n))
+		if (strncmp(*e, "USWAP_", 6) || env_name_known(*e, n) ||
+		    env_name_listed(checked, *e, n))
 			continue;
 		fprintf(stderr, "uswap: environment variable %.*s is not one of uswap's, ignored "
 				"(`uswap run --help` lists them)\n",

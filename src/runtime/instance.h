@@ -391,7 +391,8 @@ int folio_complete_partial(struct uswap *u, struct folio_ctx *c, struct region *
  * The caller holds a region shard and the lock of the folio it brings in. */
 void budget_charge(struct uswap *u, struct folio_ctx *c, uint64_t pages);
 /* The same for another count: add units to *counter (atomic) once pages
- * more fit (a shared region's resident folios: shared.c). */
+ * more fit (a shared region's resident folios: shared.c; the caller holds
+ * a region shard and that folio's cross-process lock). */
 void budget_charge_to(struct uswap *u, struct folio_ctx *c, uint64_t *counter, uint64_t units,
 		      uint64_t pages);
 /* What counts against the budget: resident private folios plus every

@@ -269,7 +269,12 @@ static int budget_reclaim(struct uswap *u, struct folio_ctx *c)
  * when nothing can be evicted are they counted anyway (overshoot_report).
  * The count is private (resident_pages, in pages) or a shared region's
  * (its header's resident, in folios, which other processes charge too: a
- * compare-and-swap works across them as well).
+ * compare-and-swap works across them as well).  The exchange makes the
+ * limit exact among charges to one count; charges to two counts at the
+ * same instant (a private folio and a shared one, two shared regions) may
+ * each see the same room and end one charge above the budget, until the
+ * reclaimer's next pass (one count for all would close that, at the cost
+ * of a word every mapper of every region writes).
  */
 void budget_charge_to(struct uswap *u, struct folio_ctx *c, uint64_t *counter, uint64_t units,
 		      uint64_t pages)
@@ -280,7 +285,8 @@ void budget_charge_to(struct uswap *u, struct folio_ctx *c, uint64_t *counter, u
 			int rc;
 
 			/* (budget_resident reads the counter again: if it moved
-			 * since cur, the exchange below fails and we look again) */
+			 * since cur, the exchange below fails and we look again;
+			 * the other counts it adds are not held still) */
 			if (budget_resident(u) + pages <= u->max_pages) {
 				if (__atomic_compare_exchange_n(counter, &cur, cur + units, false,
 								__ATOMIC_RELAXED, __ATOMIC_RELAXED))

@@ -76,6 +76,10 @@ struct shared_header {
 	uint64_t resident;    /* resident folios, atomic */
 	struct shared_mapper mapper[SHARED_MAPPERS_MAX];
 };
+/* Every process updates the header's words with atomics on the shared
+ * mapping: only lock-free ones work across processes. */
+_Static_assert(__atomic_always_lock_free(sizeof(uint64_t), 0),
+	       "64-bit atomics are lock-free (shared across processes)");
 
 /* A process's own view of a shared region (struct region's sh). */
 struct shared_region {

@@ -151,21 +151,25 @@ static unsigned file_count(const char *path, const char *s)
 
 /* A variable uswap does not know is named once for the whole command:
  * by uswap run, not again by the shim in the shell and in each program
- * the shell runs (each of them loads the shim anew). */
+ * the shell runs (each of them loads the shim anew); one the shell adds
+ * for a program of its own is named by the shim there. */
 static void test_unknown_variable_named_once(void **state)
 {
 	char *argv[] = { USWAP_BIN, "run", "--limit", "8M", "--", "sh", "-c",
-			 "/bin/true; /bin/true; echo ran", NULL };
-	unsigned n;
+			 "/bin/true; USWAP_LMIT=2M /bin/true; /bin/true; echo ran", NULL };
+	unsigned n, m;
+	int rc;
 
 	(void)state;
 	setenv("USWAP_LIMT", "1M", 1);
-	assert_int_equal(st_run(argv, out_path, 60), 0);
+	rc = st_run(argv, out_path, 60);
 	unsetenv("USWAP_LIMT");
+	assert_int_equal(rc, 0);
 	n = file_count(out_path, "USWAP_LIMT");
-	if (n != 1 || !st_file_has(out_path, "ran"))
-		fail_msg("USWAP_LIMT named %u times (once expected), or the program did not run",
-			 n);
+	m = file_count(out_path, "USWAP_LMIT");
+	if (n != 1 || m != 1 || !st_file_has(out_path, "ran"))
+		fail_msg("USWAP_LIMT named %u times, USWAP_LMIT %u (once each expected), or the "
+			 "program did not run", n, m);
 }
 
 /* Start `sleep` under uswap run and wait for its counters to be served. */

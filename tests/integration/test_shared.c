@@ -775,7 +775,8 @@ static void test_budget_reclaims_shared(void **state)
 	assert_int_equal(uswap_pagemap(u, mem, pages, pm), 0);
 	for (i = 0; i < pages; i++)
 		present += (pm[i] & USWAP_PM_PRESENT) != 0;
-	/* a folio comes in only where it fits (reclaim.c, budget_charge_to) */
+	/* within the budget once the faults are done (while they run:
+	 * test_budget_never_exceeded_shared) */
 	if (present * PAGE > limit)
 		fail_msg("%zu bytes of the shared region are resident, the budget is %zu",
 			 present * PAGE, limit);
