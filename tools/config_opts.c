@@ -62,5 +62,6 @@ void tool_config_help(void)
 	       "                      redis://HOST:PORT[,HOST:PORT...] (see uswap(1))\n"
 	       "  --folio SIZE        folio size, a power of two from 4K to 2M (default 64K)\n"
 	       "  --store-limit SIZE  memory the store may use; 0 = no limit\n"
-	       "  --threads N         fault-handler threads (default: one per CPU)\n");
+	       "  --threads N         fault-handler threads, 1 to 64 (default: one per CPU,\n"
+	       "                      at most 4)\n");
 }

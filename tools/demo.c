@@ -37,7 +37,7 @@ struct phase {
 	double seconds;
 	uint64_t pages;
 	uint64_t faults;
-	uint64_t folios_in, fallback;
+	uint64_t folios_in, pages_alone, fallback;
 };
 
 static double now_s(void)
@@ -107,6 +107,7 @@ static void run_phase(struct demo *d, enum phase_kind k, const char *name, struc
 	uint64_t n = (k == PH_RAND_READ || k == PH_RAND_WRITE) ? d->pages / 4 : d->pages;
 	uint64_t faults0 = stat_of(d, "faults"), in0 = stat_of(d, "swapin_folios");
 	uint64_t fb0 = stat_of(d, "swapin_fallback"), r = d->seed * 2 + 1 + k, j;
+	uint64_t alone0 = stat_of(d, "swapin_partial");
 	double t0 = now_s();
 
 	for (j = 0; j < n; j++) {
@@ -131,6 +132,7 @@ static void run_phase(struct demo *d, enum phase_kind k, const char *name, struc
 	ph->pages = n;
 	ph->faults = stat_of(d, "faults") - faults0;
 	ph->folios_in = stat_of(d, "swapin_folios") - in0;
+	ph->pages_alone = stat_of(d, "swapin_partial") - alone0;
 	ph->fallback = stat_of(d, "swapin_fallback") - fb0;
 }
 
@@ -154,17 +156,22 @@ static void report(struct demo *d, const struct phase *ph, int nph, size_t size,
 	uint64_t stored = stat_of(d, "stored_bytes"), orig = stat_of(d, "orig_bytes");
 	int i;
 
-	printf("\n%-14s %9s %10s %10s %10s %9s\n", "phase", "seconds", "us/page", "faults",
-	       "folios in", "fallback");
+	printf("\n%-14s %9s %10s %10s %10s %11s %9s\n", "phase", "seconds", "us/page", "faults",
+	       "folios in", "pages alone", "split");
 	for (i = 0; i < nph; i++)
-		printf("%-14s %9.2f %10.2f %10llu %10llu %9llu\n", ph[i].name, ph[i].seconds,
+		printf("%-14s %9.2f %10.2f %10llu %10llu %11llu %9llu\n", ph[i].name, ph[i].seconds,
 		       ph[i].seconds * 1e6 / (double)(ph[i].pages ? ph[i].pages : 1),
 		       (unsigned long long)ph[i].faults, (unsigned long long)ph[i].folios_in,
-		       (unsigned long long)ph[i].fallback);
-	printf("\n");
+		       (unsigned long long)ph[i].pages_alone, (unsigned long long)ph[i].fallback);
+	printf("(us/page: time per 4 KiB page the phase touched; folios in: folios brought back\n"
+	       " whole by one fault; pages alone: pages of partly resident folios brought in,\n"
+	       " one per fault while the faults look random (adaptive swap-in), the rest of the\n"
+	       " folio at once when they look sequential again; split: folios whose stored pages\n"
+	       " lay in several runs, after random access, brought back run by run)\n\n");
 	printf("managed memory      %10.1f MiB\n", (double)size / 1048576);
 	printf("budget              %10.1f MiB\n", (double)stat_of(d, "limit_bytes") / 1048576);
-	printf("resident            %10.1f MiB   (process VmRSS %.1f MiB)\n",
+	printf("resident            %10.1f MiB   (process VmRSS %.1f MiB: resident + store pool "
+	       "+ uswap)\n",
 	       (double)stat_of(d, "resident_bytes") / 1048576, (double)vm_rss_kib() / 1024);
 	printf("stored (compressed) %10.1f MiB   holding %.1f MiB of pages: ratio %.2fx\n",
 	       (double)stored / 1048576, (double)orig / 1048576,

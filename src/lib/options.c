@@ -247,6 +247,13 @@ int options_from_env(struct uswap_config *cfg)
 				  "USWAP_FOLIO \"%s\" (%zu bytes) is not allowed: use a power of two "
 				  "from 4K to 2M",
 				  v, cfg->folio_size);
+	/* (options_resolve checks this too, naming the config's field) */
+	if (cfg->limit && cfg->limit < (cfg->folio_size ? cfg->folio_size : FOLIO_DEFAULT))
+		return errmsg_set(-EINVAL,
+				  "USWAP_LIMIT \"%s\" (%zu bytes) is below one folio (%zu bytes): use "
+				  "0 for no limit, or at least the folio size",
+				  getenv("USWAP_LIMIT"), cfg->limit,
+				  cfg->folio_size ? cfg->folio_size : (size_t)FOLIO_DEFAULT);
 	if ((v = getenv("USWAP_STORE_LIMIT")) &&
 	    (rc = options_parse_size("USWAP_STORE_LIMIT", v, &cfg->store_limit)))
 		return rc;

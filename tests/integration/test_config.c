@@ -60,6 +60,7 @@ static void test_bad_environment(void **state)
 		{ "USWAP_LIMIT", "12Q", "K, M, G or T" },
 		{ "USWAP_LIMIT", "", "empty" },
 		{ "USWAP_LIMIT", "-5M", "not a size" },
+		{ "USWAP_LIMIT", "1K", "below one folio" },
 		{ "USWAP_FOLIO", "64X", "not a size" },
 		{ "USWAP_FOLIO", "3000", "power of two" },
 		{ "USWAP_STORE_LIMIT", "1.5G", "not a size" },

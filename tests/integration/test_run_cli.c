@@ -90,6 +90,7 @@ static void test_bad_values_stop_before_the_program(void **state)
 	run_must_refuse(NULL, (const char *[]){ "--swapcache=yes", NULL }, "\"yes\"");
 	run_must_refuse(NULL, (const char *[]){ "--adapt", "-1", NULL }, "\"-1\"");
 	run_must_refuse(NULL, (const char *[]){ "--limit", "4K", NULL }, "4096");
+	run_must_refuse(NULL, (const char *[]){ "--limit", "1K", NULL }, "--limit \"1K\" sets");
 	run_must_refuse(NULL, (const char *[]){ "--frobnicate", NULL }, "--frobnicate");
 	run_must_refuse(NULL, (const char *[]){ "--limit", NULL }, "--limit \"--\"");
 	/* the USWAP_* variables are checked the same way */
