@@ -175,8 +175,10 @@ static int env_mark_checked(void)
 	for (e = environ; *e; e++)
 		len += strcspn(*e, "=") + 1;
 	names = malloc(len);
-	if (!names)
+	if (!names) {
+		fprintf(stderr, "uswap run: out of memory for USWAP_ENV_CHECKED\n");
 		return -1;
+	}
 	for (e = environ; *e; e++) {
 		size_t n = strcspn(*e, "=");
 
@@ -189,6 +191,8 @@ static int env_mark_checked(void)
 	}
 	names[at] = 0;
 	rc = setenv(mark, names, 1);
+	if (rc)
+		fprintf(stderr, "uswap run: cannot set USWAP_ENV_CHECKED: %s\n", strerror(errno));
 	free(names);
 	return rc;
 }

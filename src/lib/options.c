@@ -211,12 +211,12 @@ static void env_warn_unknown(void)
 {
 	extern char **environ;
 	static int warned;
+	const char *checked;
 	char **e;
-
-	const char *checked = getenv(ENV_CHECKED);
 
 	if (__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
 		return;
+	checked = getenv(ENV_CHECKED);
 	for (e = environ; e && *e; e++) {
 		size_t n = strcspn(*e, "=");
 
@@ -232,6 +232,7 @@ static void env_warn_unknown(void)
 int options_from_env(struct uswap_config *cfg)
 {
 	const char *v;
+	size_t folio;
 	unsigned pin = 1;
 	int rc;
 
@@ -248,12 +249,12 @@ int options_from_env(struct uswap_config *cfg)
 				  "from 4K to 2M",
 				  v, cfg->folio_size);
 	/* (options_resolve checks this too, naming the config's field) */
-	if (cfg->limit && cfg->limit < (cfg->folio_size ? cfg->folio_size : FOLIO_DEFAULT))
+	folio = cfg->folio_size ? cfg->folio_size : FOLIO_DEFAULT;
+	if (cfg->limit && cfg->limit < folio)
 		return errmsg_set(-EINVAL,
 				  "USWAP_LIMIT \"%s\" (%zu bytes) is below one folio (%zu bytes): use "
 				  "0 for no limit, or at least the folio size",
-				  getenv("USWAP_LIMIT"), cfg->limit,
-				  cfg->folio_size ? cfg->folio_size : (size_t)FOLIO_DEFAULT);
+				  getenv("USWAP_LIMIT"), cfg->limit, folio);
 	if ((v = getenv("USWAP_STORE_LIMIT")) &&
 	    (rc = options_parse_size("USWAP_STORE_LIMIT", v, &cfg->store_limit)))
 		return rc;
